@@ -1,0 +1,3 @@
+from bastion.interfaces.cli.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,149 @@
+"""The composition root: configuration in, a wired ASGI application out."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from importlib import resources
+
+from bastion.config.loader import LoadedConfig, load_config_file, load_config_text
+from bastion.config.model import ProxyConfig
+from bastion.core.deployment import Deployment
+from bastion.core.errors import NotFoundError
+from bastion.interfaces.http.app import BastionApp
+from bastion.interfaces.http.info import InfoEndpoints, Lifecycle
+from bastion.interfaces.http.llm import LLMEndpoints
+from bastion.policy.auth import Authenticator
+from bastion.providers.http import UpstreamHTTP
+from bastion.providers.registry import ProviderRegistry, UnknownProviderError
+from bastion.routing.cooldown import CooldownTracker
+from bastion.routing.deployments import build_deployments, make_deployment
+from bastion.routing.model_table import ModelTable
+from bastion.routing.router import Router, RouterPolicy
+from bastion.services.gateway import GatewayService
+from bastion.services.health import HealthChecker
+
+logger = logging.getLogger("bastion")
+
+CONFIG_ENV = "BASTION_CONFIG"
+DEFAULT_NUM_RETRIES = 2
+DEFAULT_MAX_BODY_MB = 100.0
+
+
+def load_default_config() -> LoadedConfig:
+    text = resources.files("bastion").joinpath("default_config.yaml").read_text("utf-8")
+    return load_config_text(text, source="<embedded default config>")
+
+
+def load_config(path: str | None) -> LoadedConfig:
+    return load_config_file(path) if path else load_default_config()
+
+
+def master_key_of(config: ProxyConfig) -> str | None:
+    return config.general_settings.master_key or os.environ.get("LITELLM_MASTER_KEY") or None
+
+
+@dataclass
+class Runtime:
+    loaded: LoadedConfig
+    http: UpstreamHTTP
+    registry: ProviderRegistry
+    deployments: list[Deployment]
+    table: ModelTable
+    router: Router
+    gateway: GatewayService
+    auth: Authenticator
+    health: HealthChecker
+    lifecycle: Lifecycle
+
+    async def start(self) -> None:
+        await self.http.start()
+        self.health.start_background()
+        if self.auth.open_access:
+            logger.warning(
+                "\n%s\n NO MASTER KEY IS SET: this gateway serves ANYONE who can reach it.\n"
+                " Set general_settings.master_key or LITELLM_MASTER_KEY to require a key.\n%s",
+                "!" * 72, "!" * 72,
+            )
+        logger.info(
+            "serving %d model groups (%d deployments) from %s",
+            len(self.table.groups), len(self.deployments), self.loaded.source,
+        )
+
+    async def stop(self) -> None:
+        self.lifecycle.draining = True
+        await self.health.stop()
+        await self.http.close()
+
+
+def build_runtime(loaded: LoadedConfig) -> Runtime:
+    config = loaded.config
+    http = UpstreamHTTP()
+    registry = ProviderRegistry(http)
+    deployments = build_deployments(config, registry, loaded.source)
+
+    def wildcard_deployment(template: Deployment, matched: str) -> Deployment:
+        params = dict(template.params)
+        pattern = str(params["model"])
+        name = template.model_name.replace("*", matched, 1)
+        params["model"] = pattern.replace("*", matched, 1) if "*" in pattern else pattern
+        try:
+            return make_deployment(
+                name, params, template.model_info, f"{template.id}:{matched}", registry, config
+            )
+        except (UnknownProviderError, ValueError) as exc:
+            raise NotFoundError(f"model '{name}': {exc}", param="model") from None
+
+    table = ModelTable(deployments, config.router_settings.model_group_alias, wildcard_deployment)
+    router_settings = config.router_settings
+    extra = config.litellm_settings.model_extra or {}
+    cooldowns = CooldownTracker(
+        allowed_fails=router_settings.allowed_fails,
+        cooldown_time=router_settings.cooldown_time,
+        disabled=router_settings.disable_cooldowns or bool(extra.get("disable_cooldowns")),
+        allowed_fails_policy=router_settings.allowed_fails_policy,
+    )
+    fallbacks: dict[str, list[str]] = {}
+    for rule in [*(extra.get("fallbacks") or []), *router_settings.fallbacks]:
+        if isinstance(rule, dict):
+            fallbacks.update({str(k): list(v) for k, v in rule.items()})
+    num_retries = router_settings.num_retries
+    if num_retries is None:
+        num_retries = config.litellm_settings.num_retries
+    policy = RouterPolicy(
+        num_retries=DEFAULT_NUM_RETRIES if num_retries is None else num_retries,
+        max_fallbacks=router_settings.max_fallbacks,
+        retry_after=router_settings.retry_after,
+        fallbacks=fallbacks,
+        default_fallbacks=router_settings.default_fallbacks
+        or list(extra.get("default_fallbacks") or []),
+    )
+    router = Router(table, policy, cooldowns)
+    gateway = GatewayService(router, registry.fake)
+    general = config.general_settings
+    health = HealthChecker(
+        deployments,
+        registry.fake,
+        timeout=general.health_check_timeout,
+        background_interval=general.health_check_interval
+        if general.background_health_checks else None,
+    )
+    return Runtime(
+        loaded=loaded, http=http, registry=registry, deployments=deployments, table=table,
+        router=router, gateway=gateway, auth=Authenticator(master_key_of(config)),
+        health=health, lifecycle=Lifecycle(),
+    )
+
+
+def create_app(loaded: LoadedConfig) -> BastionApp:
+    runtime = build_runtime(loaded)
+    max_mb = runtime.loaded.config.general_settings.max_request_size_mb or DEFAULT_MAX_BODY_MB
+    llm = LLMEndpoints(runtime.gateway, runtime.auth, int(max_mb * 1_048_576))
+    info = InfoEndpoints(runtime.table, runtime.auth, runtime.health, runtime.lifecycle)
+    return BastionApp(llm, info, runtime)
+
+
+def create_app_from_env() -> BastionApp:
+    """Factory for worker processes: the config path comes from BASTION_CONFIG."""
+    return create_app(load_config(os.environ.get(CONFIG_ENV) or None))

@@ -1,0 +1,71 @@
+"""The few checks an OpenAI-dialect body needs before routing; the provider checks the rest."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bastion.core.deployment import Operation
+from bastion.core.errors import InvalidRequestError
+
+
+def validate_request(operation: Operation, body: dict[str, Any]) -> bool:
+    """Raises InvalidRequestError naming the field; returns whether the client wants a stream."""
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise InvalidRequestError(
+            "'model' is required and must be a non-empty string", param="model"
+        )
+    if len(model) > 512 or not model.isprintable():
+        raise InvalidRequestError(
+            "'model' must be printable text of at most 512 characters", param="model"
+        )
+    if operation is Operation.CHAT:
+        _check_messages(body.get("messages"))
+    elif operation is Operation.COMPLETION:
+        prompt = body.get("prompt")
+        if not isinstance(prompt, (str, list)):
+            raise InvalidRequestError(
+                "'prompt' is required: a string, a list of strings or token arrays",
+                param="prompt",
+            )
+    elif operation is Operation.EMBEDDING:
+        value = body.get("input")
+        if not isinstance(value, (str, list)) or (isinstance(value, list) and not value):
+            raise InvalidRequestError(
+                "'input' is required: a string, a non-empty list of strings or token arrays",
+                param="input",
+            )
+    stream = body.get("stream", False)
+    if stream is None:
+        stream = False
+    if not isinstance(stream, bool):
+        raise InvalidRequestError("'stream' must be true or false", param="stream")
+    if stream and operation is Operation.EMBEDDING:
+        raise InvalidRequestError("embeddings cannot be streamed", param="stream")
+    options = body.get("stream_options")
+    if options is not None and not isinstance(options, dict):
+        raise InvalidRequestError("'stream_options' must be an object", param="stream_options")
+    n = body.get("n")
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+        raise InvalidRequestError("'n' must be a positive integer", param="n")
+    return stream
+
+
+def _check_messages(messages: Any) -> None:
+    if not isinstance(messages, list) or not messages:
+        raise InvalidRequestError(
+            "'messages' is required and must be a non-empty list", param="messages"
+        )
+    for index, message in enumerate(messages):
+        if not isinstance(message, dict):
+            raise InvalidRequestError(
+                f"messages[{index}] must be an object with 'role' and 'content'",
+                param=f"messages[{index}]",
+            )
+        role = message.get("role")
+        if not isinstance(role, str) or not role:
+            raise InvalidRequestError(
+                f"messages[{index}].role is required (system, developer, user, assistant, "
+                "tool)",
+                param=f"messages[{index}].role",
+            )

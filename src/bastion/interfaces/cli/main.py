@@ -1,0 +1,135 @@
+"""The ``bastion`` command: serve, config check, version."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from bastion import __version__
+from bastion.core.errors import ConfigError
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list and args_list[0].startswith("-") and args_list[0] not in ("-h", "--help"):
+        args_list.insert(0, "serve")  # `bastion --config f.yaml`, as LiteLLM users type it
+    parser = _parser()
+    args = parser.parse_args(args_list)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 2
+    if args.command == "version":
+        print(f"bastion {__version__}")
+        return 0
+    if args.command == "config":
+        return _config_check(args.file)
+    return _serve(args)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bastion", description="Bastion LLM gateway")
+    sub = parser.add_subparsers(dest="command")
+    serve = sub.add_parser("serve", help="run the gateway")
+    serve.add_argument("--config", "-c", default=os.environ.get("BASTION_CONFIG")
+                       or os.environ.get("CONFIG_FILE_PATH"),
+                       help="LiteLLM-format proxy config (default: the embedded fake-model config)")
+    serve.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
+    serve.add_argument("--port", "-p", type=int, default=int(os.environ.get("PORT", "4000")))
+    serve.add_argument("--workers", "--num_workers", "--num-workers", dest="workers", type=int,
+                       default=int(os.environ.get("NUM_WORKERS", "1")))
+    serve.add_argument("--log-level", default=os.environ.get("BASTION_LOG_LEVEL", "info"),
+                       choices=["critical", "error", "warning", "info", "debug"])
+    serve.add_argument("--access-log", action="store_true", help="log every request")
+    serve.add_argument("--graceful-timeout", type=float, default=300.0,
+                       help="seconds to let in-flight requests finish after SIGTERM")
+    serve.add_argument("--keep-alive-timeout", type=int, default=65)
+    check = sub.add_parser("config", help="configuration tools")
+    check_sub = check.add_subparsers(dest="config_command", required=True)
+    check_cmd = check_sub.add_parser("check", help="validate a config and print what it serves")
+    check_cmd.add_argument("file")
+    sub.add_parser("version", help="print the version")
+    return parser
+
+
+def _config_check(path: str) -> int:
+    from bastion.config.loader import load_config_file
+    from bastion.providers.http import UpstreamHTTP
+    from bastion.providers.registry import ProviderRegistry
+    from bastion.routing.deployments import build_deployments
+
+    try:
+        loaded = load_config_file(path)
+        deployments = build_deployments(loaded.config, ProviderRegistry(UpstreamHTTP()), path)
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    config = loaded.config
+    print(f"{path}: OK")
+    groups: dict[str, list[str]] = {}
+    for d in deployments:
+        note = f"  [{d.missing_credential}]" if d.missing_credential else ""
+        groups.setdefault(d.model_name, []).append(
+            f"{d.provider_name}/{d.upstream_model} at {d.api_base or '-'} (id {d.id[:12]}){note}"
+        )
+    print(f"model groups ({len(groups)}):")
+    for name, rows in groups.items():
+        print(f"  {name}")
+        for row in rows:
+            print(f"    - {row}")
+    router = config.router_settings
+    print(f"routing: {router.routing_strategy}, num_retries "
+          f"{router.num_retries if router.num_retries is not None else 'default (2)'}, "
+          f"allowed_fails {router.allowed_fails}, cooldown_time {router.cooldown_time:g}s")
+    for rule in router.fallbacks:
+        for group, targets in rule.items():
+            print(f"fallbacks: {group} -> {', '.join(targets)}")
+    master = config.general_settings.master_key or os.environ.get("LITELLM_MASTER_KEY")
+    print("auth: master key set" if master else "auth: NO MASTER KEY - the gateway would be open")
+    for warning in loaded.warnings:
+        print(f"warning: {warning}")
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=args.log_level.upper(), format=LOG_FORMAT)
+    from bastion.app import CONFIG_ENV, create_app, load_config
+
+    config_path = os.path.abspath(args.config) if args.config else None
+    try:
+        loaded = load_config(config_path)
+        app = create_app(loaded) if args.workers <= 1 else None
+    except ConfigError as exc:
+        print(f"bastion: {exc}", file=sys.stderr)
+        return 1
+    for warning in loaded.warnings:
+        logging.getLogger("bastion.config").warning("%s", warning)
+
+    import uvicorn
+
+    options = {
+        "host": args.host,
+        "port": args.port,
+        "loop": "uvloop",
+        "http": "httptools",
+        "lifespan": "on",
+        "access_log": args.access_log,
+        "log_level": args.log_level,
+        "server_header": False,
+        "timeout_graceful_shutdown": args.graceful_timeout,
+        "timeout_keep_alive": args.keep_alive_timeout,
+        "backlog": 4096,
+        "log_config": None,
+    }
+    if app is not None:
+        uvicorn.run(app, **options)  # type: ignore[arg-type,unused-ignore]
+    else:
+        if config_path:
+            os.environ[CONFIG_ENV] = config_path
+        uvicorn.run("bastion.app:create_app_from_env", factory=True, workers=args.workers,
+                    **options)  # type: ignore[arg-type,unused-ignore]
+    return 0

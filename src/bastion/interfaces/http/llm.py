@@ -1,0 +1,147 @@
+"""The OpenAI-dialect LLM endpoints: chat completions, completions, embeddings."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+
+from bastion import __version__
+from bastion.core.deployment import Operation
+from bastion.core.errors import BastionError, UpstreamError
+from bastion.dialects.openai_validate import validate_request
+from bastion.interfaces.http.asgi import (
+    ClientDisconnected,
+    Headers,
+    Receive,
+    Scope,
+    Send,
+    parse_json_object,
+    read_body,
+    send_response,
+)
+from bastion.interfaces.http.errors import openai_error_body, openai_stream_error_event
+from bastion.policy.auth import Authenticator, extract_key
+from bastion.services.gateway import CallOutcome, GatewayService
+
+logger = logging.getLogger("bastion.http")
+
+_VERSION_HEADER = (b"x-litellm-version", __version__.encode())
+_STREAM_HEADERS: Headers = [
+    (b"content-type", b"text/event-stream"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),
+]
+
+
+class LLMEndpoints:
+    def __init__(
+        self, service: GatewayService, auth: Authenticator, max_body_bytes: int
+    ) -> None:
+        self.service = service
+        self.auth = auth
+        self.max_body_bytes = max_body_bytes
+
+    async def handle(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        operation: Operation,
+        path_model: str | None = None,
+    ) -> None:
+        started = time.perf_counter()
+        call_id = str(uuid.uuid4())
+        try:
+            self.auth.authenticate(extract_key(scope["headers"]))
+            body = parse_json_object(await read_body(scope, receive, self.max_body_bytes))
+            if path_model is not None:
+                body["model"] = path_model
+            stream = validate_request(operation, body)
+            outcome = await self.service.call(operation, body, stream)
+        except ClientDisconnected:
+            return
+        except BastionError as error:
+            await send_error(send, error, call_id)
+            return
+        except Exception:
+            logger.exception("unexpected error handling %s", scope.get("path"))
+            await send_error(send, _internal_error(), call_id)
+            return
+        headers = _outcome_headers(outcome, body["model"], call_id, started)
+        if outcome.response is not None:
+            response = outcome.response
+            await send_response(send, response.status, response.body, headers,
+                                response.content_type)
+        else:
+            await relay_stream(receive, send, outcome, headers)
+
+
+async def relay_stream(
+    receive: Receive, send: Send, outcome: CallOutcome, headers: Headers
+) -> None:
+    """Relay upstream bytes as they come; a client that leaves cancels the upstream call."""
+    stream = outcome.stream
+    assert stream is not None
+    task = asyncio.current_task()
+    assert task is not None
+    state = {"finished": False, "disconnected": False}
+
+    async def watch_disconnect() -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                if not state["finished"]:
+                    state["disconnected"] = True
+                    task.cancel()
+                return
+
+    watcher = asyncio.create_task(watch_disconnect())
+    try:
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [*_STREAM_HEADERS, *headers]})
+        try:
+            async for chunk in stream:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        except UpstreamError as error:
+            logger.warning("upstream stream failed: %s", error.message)
+            await send({"type": "http.response.body", "body": openai_stream_error_event(error),
+                        "more_body": True})
+        state["finished"] = True
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+    except asyncio.CancelledError:
+        if not state["disconnected"]:
+            raise
+        task.uncancel()
+        logger.info("client disconnected mid-stream; upstream call cancelled")
+    finally:
+        watcher.cancel()
+        await stream.aclose()
+
+
+async def send_error(send: Send, error: BastionError, call_id: str) -> None:
+    headers: Headers = [(b"x-litellm-call-id", call_id.encode()), _VERSION_HEADER]
+    headers.extend((k.encode("latin-1"), v.encode("latin-1")) for k, v in error.headers.items())
+    await send_response(send, error.status, openai_error_body(error), headers)
+
+
+def _outcome_headers(outcome: CallOutcome, model: str, call_id: str, started: float) -> Headers:
+    elapsed = time.perf_counter() - started
+    overhead_ms = max(0.0, elapsed - outcome.upstream_seconds) * 1000
+    deployment = outcome.deployment
+    return [
+        (b"x-litellm-call-id", call_id.encode()),
+        (b"x-litellm-model-id", deployment.id.encode()),
+        (b"x-litellm-model-group", model.encode("utf-8", "replace")),
+        (b"x-litellm-model-api-base", deployment.public_api_base.encode("latin-1", "replace")),
+        (b"x-litellm-attempted-retries", str(outcome.retries).encode()),
+        (b"x-litellm-attempted-fallbacks", str(outcome.fallbacks).encode()),
+        (b"x-litellm-overhead-duration-ms", f"{overhead_ms:.3f}".encode()),
+        (b"x-litellm-response-duration-ms", f"{elapsed * 1000:.3f}".encode()),
+        _VERSION_HEADER,
+    ]
+
+
+def _internal_error() -> BastionError:
+    return BastionError("the gateway hit an unexpected error; it has been logged")

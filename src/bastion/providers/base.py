@@ -1,0 +1,52 @@
+"""What a provider adapter is: one small Protocol, implemented once per API family."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from bastion.core.deployment import Deployment, Operation
+
+
+@dataclass(slots=True)
+class ProviderCall:
+    operation: Operation
+    body: dict[str, Any]
+    stream: bool = False
+
+
+@dataclass(slots=True)
+class ProviderResponse:
+    status: int
+    body: bytes
+    content_type: bytes = b"application/json"
+
+
+class ProviderStream(Protocol):
+    """An open upstream stream. Iterating yields bytes in the client's dialect (SSE)."""
+
+    content_type: bytes
+
+    def __aiter__(self) -> AsyncIterator[bytes]: ...
+
+    async def aclose(self) -> None: ...
+
+
+class Provider(Protocol):
+    name: str
+
+    def configure(self, deployment: Deployment) -> None:
+        """Fill defaults (base URL, key from the environment) and precompute headers.
+
+        Sets ``deployment.missing_credential`` when the deployment cannot be called
+        yet; raises ValueError for a deployment that can never work.
+        """
+
+    def supports(self, operation: Operation) -> bool: ...
+
+    async def send(self, deployment: Deployment, call: ProviderCall) -> ProviderResponse:
+        """Non-streaming call. Raises UpstreamError on failure."""
+
+    async def open_stream(self, deployment: Deployment, call: ProviderCall) -> ProviderStream:
+        """Streaming call. Raises UpstreamError if the stream cannot start."""

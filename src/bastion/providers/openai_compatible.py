@@ -1,0 +1,101 @@
+"""OpenAI's wire format, spoken to OpenAI and every vendor row of ``vendors.py``."""
+
+from __future__ import annotations
+
+import os
+
+import orjson
+
+from bastion.core.deployment import Deployment, Operation
+from bastion.dialects.openai_params import upstream_body
+from bastion.providers.base import ProviderCall, ProviderResponse, ProviderStream
+from bastion.providers.http import UpstreamHTTP, open_sse, post_json
+from bastion.providers.vendors import Vendor
+
+OPERATION_PATHS: dict[Operation, str] = {
+    Operation.CHAT: "/chat/completions",
+    Operation.COMPLETION: "/completions",
+    Operation.EMBEDDING: "/embeddings",
+}
+
+
+class OpenAICompatibleProvider:
+    def __init__(self, vendor: Vendor, http: UpstreamHTTP) -> None:
+        self.vendor = vendor
+        self.name = vendor.name
+        self._http = http
+
+    def configure(self, deployment: Deployment) -> None:
+        vendor = self.vendor
+        base = deployment.api_base or _first_env(vendor.api_base_env) or vendor.api_base
+        if not base:
+            raise ValueError(f"provider '{vendor.name}' needs api_base (no default address)")
+        base = base.rstrip("/")
+        if vendor.base_path and not base.endswith(vendor.base_path):
+            base += vendor.base_path
+        deployment.api_base = base
+        if deployment.api_key is None:
+            deployment.api_key = _first_env(vendor.api_key_env)
+        if deployment.api_key is None and vendor.requires_api_key:
+            names = " or ".join(vendor.api_key_env) or "api_key"
+            deployment.missing_credential = f"no api_key set and {names} is not in the environment"
+        headers = {"Content-Type": "application/json"}
+        if deployment.api_key:
+            headers["Authorization"] = f"Bearer {deployment.api_key}"
+        organization = deployment.params.get("organization")
+        if organization:
+            headers["OpenAI-Organization"] = str(organization)
+        headers.update(deployment.extra_headers)
+        deployment.request_headers = headers
+
+    def supports(self, operation: Operation) -> bool:
+        if operation is Operation.EMBEDDING:
+            return self.vendor.supports_embeddings
+        if operation is Operation.COMPLETION:
+            return self.vendor.supports_completions
+        return True
+
+    def url(self, deployment: Deployment, operation: Operation) -> str:
+        return f"{deployment.api_base}{OPERATION_PATHS[operation]}"
+
+    def payload(self, deployment: Deployment, call: ProviderCall) -> bytes:
+        body = upstream_body(
+            call.body,
+            call.operation,
+            deployment.upstream_model,
+            defaults=deployment.default_params,
+            drop_params=bool(deployment.drop_params),
+            unsupported=self.vendor.unsupported_params,
+        )
+        return orjson.dumps(body)
+
+    async def send(self, deployment: Deployment, call: ProviderCall) -> ProviderResponse:
+        status, body, content_type = await post_json(
+            self._http,
+            self.url(deployment, call.operation),
+            self.payload(deployment, call),
+            deployment.request_headers,
+            provider=self.name,
+            timeout=deployment.timeout,
+            secrets=(deployment.api_key,),
+        )
+        return ProviderResponse(status, body, content_type)
+
+    async def open_stream(self, deployment: Deployment, call: ProviderCall) -> ProviderStream:
+        return await open_sse(
+            self._http,
+            self.url(deployment, call.operation),
+            self.payload(deployment, call),
+            deployment.request_headers,
+            provider=self.name,
+            stream_timeout=deployment.stream_timeout or deployment.timeout,
+            secrets=(deployment.api_key,),
+        )
+
+
+def _first_env(names: tuple[str, ...]) -> str | None:
+    for name in names:
+        value = os.environ.get(name)
+        if value:
+            return value
+    return None

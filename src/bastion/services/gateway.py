@@ -1,0 +1,95 @@
+"""One LLM call end to end, below HTTP: route it, call the provider, report what happened."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from bastion.core.deployment import Deployment, Operation
+from bastion.core.errors import InvalidRequestError, UpstreamStatusError
+from bastion.providers.base import Provider, ProviderCall, ProviderResponse, ProviderStream
+from bastion.routing.router import Router
+
+
+@dataclass(slots=True)
+class CallOutcome:
+    deployment: Deployment
+    retries: int
+    fallbacks: int
+    upstream_seconds: float
+    response: ProviderResponse | None = None
+    stream: ProviderStream | None = None
+
+
+class GatewayService:
+    def __init__(self, router: Router, fake_provider: Provider) -> None:
+        self.router = router
+        self._fake = fake_provider
+
+    async def call(self, operation: Operation, body: dict[str, Any], stream: bool) -> CallOutcome:
+        model = body["model"]
+        call = ProviderCall(operation, body, stream)
+        upstream_time = 0.0
+
+        async def attempt(deployment: Deployment) -> ProviderResponse | ProviderStream:
+            nonlocal upstream_time
+            provider = self._provider_for(deployment, body)
+            if not provider.supports(operation):
+                raise UpstreamStatusError(
+                    f"deployment '{deployment.model_name}' ({deployment.provider_name}) does "
+                    f"not support {operation.value} requests",
+                    status=400, provider=deployment.provider_name,
+                    error_type="invalid_request_error",
+                )
+            if deployment.missing_credential and provider is not self._fake:
+                raise UpstreamStatusError(
+                    f"deployment '{deployment.model_name}' cannot be called: "
+                    f"{deployment.missing_credential}",
+                    status=401, provider=deployment.provider_name,
+                    error_type="authentication_error",
+                )
+            started = time.perf_counter()
+            try:
+                if stream:
+                    return await provider.open_stream(deployment, call)
+                return await provider.send(deployment, call)
+            finally:
+                upstream_time += time.perf_counter() - started
+
+        routed = await self.router.route(
+            model,
+            attempt,
+            num_retries=_optional_int(body, "num_retries"),
+            fallbacks=_optional_names(body, "fallbacks"),
+            use_fallbacks=not body.get("disable_fallbacks", False),
+        )
+        outcome = CallOutcome(routed.deployment, routed.retries, routed.fallbacks, upstream_time)
+        if isinstance(routed.value, ProviderResponse):
+            outcome.response = routed.value
+        else:
+            outcome.stream = routed.value
+        return outcome
+
+    def _provider_for(self, deployment: Deployment, body: dict[str, Any]) -> Provider:
+        if "mock_response" in body or deployment.mock_response is not None:
+            return self._fake
+        return deployment.provider
+
+
+def _optional_int(body: dict[str, Any], name: str) -> int | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidRequestError(f"'{name}' must be a non-negative integer", param=name)
+    return value
+
+
+def _optional_names(body: dict[str, Any], name: str) -> list[str] | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise InvalidRequestError(f"'{name}' must be a list of model names", param=name)
+    return value
