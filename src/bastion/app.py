@@ -64,11 +64,14 @@ class Runtime:
             logger.warning(
                 "\n%s\n NO MASTER KEY IS SET: this gateway serves ANYONE who can reach it.\n"
                 " Set general_settings.master_key or LITELLM_MASTER_KEY to require a key.\n%s",
-                "!" * 72, "!" * 72,
+                "!" * 72,
+                "!" * 72,
             )
         logger.info(
             "serving %d model groups (%d deployments) from %s",
-            len(self.table.groups), len(self.deployments), self.loaded.source,
+            len(self.table.groups),
+            len(self.deployments),
+            self.loaded.source,
         )
 
     async def stop(self) -> None:
@@ -127,12 +130,20 @@ def build_runtime(loaded: LoadedConfig) -> Runtime:
         registry.fake,
         timeout=general.health_check_timeout,
         background_interval=general.health_check_interval
-        if general.background_health_checks else None,
+        if general.background_health_checks
+        else None,
     )
     return Runtime(
-        loaded=loaded, http=http, registry=registry, deployments=deployments, table=table,
-        router=router, gateway=gateway, auth=Authenticator(master_key_of(config)),
-        health=health, lifecycle=Lifecycle(),
+        loaded=loaded,
+        http=http,
+        registry=registry,
+        deployments=deployments,
+        table=table,
+        router=router,
+        gateway=gateway,
+        auth=Authenticator(master_key_of(config)),
+        health=health,
+        lifecycle=Lifecycle(),
     )
 
 

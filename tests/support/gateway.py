@@ -49,13 +49,23 @@ class GatewayProcess:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> GatewayProcess:
-        command = [sys.executable, "-m", "bastion", "serve", "--host", "127.0.0.1",
-                   "--port", str(self.port), *self._args]
+        command = [
+            sys.executable,
+            "-m",
+            "bastion",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            *self._args,
+        ]
         if self.config_path is not None:
             command += ["--config", str(self.config_path)]
         self._log = self.log_path.open("wb")
-        self.process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT,
-                                        env=self._env)
+        self.process = subprocess.Popen(
+            command, stdout=self._log, stderr=subprocess.STDOUT, env=self._env
+        )
         deadline = time.monotonic() + self._startup_timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -151,16 +151,37 @@ def _find_typos(raw: Mapping[str, Any], warnings: list[str]) -> list[str]:
             if not isinstance(entry, dict):
                 continue
             path = f"model_list[{i}]"
-            _check_keys(entry, path, None, frozenset({"model_name", "litellm_params",
-                        "model_info"}), problems, warnings, warn=True)
+            _check_keys(
+                entry,
+                path,
+                None,
+                frozenset({"model_name", "litellm_params", "model_info"}),
+                problems,
+                warnings,
+                warn=True,
+            )
             params = entry.get("litellm_params")
             if isinstance(params, dict):
-                _check_keys(params, f"{path}.litellm_params", LiteLLMParams,
-                            known_keys.LITELLM_PARAMS, problems, warnings, warn=False)
+                _check_keys(
+                    params,
+                    f"{path}.litellm_params",
+                    LiteLLMParams,
+                    known_keys.LITELLM_PARAMS,
+                    problems,
+                    warnings,
+                    warn=False,
+                )
             info = entry.get("model_info")
             if isinstance(info, dict):
-                _check_keys(info, f"{path}.model_info", ModelInfo, known_keys.MODEL_INFO,
-                            problems, warnings, warn=False)
+                _check_keys(
+                    info,
+                    f"{path}.model_info",
+                    ModelInfo,
+                    known_keys.MODEL_INFO,
+                    problems,
+                    warnings,
+                    warn=False,
+                )
     return problems
 
 

@@ -166,7 +166,10 @@ class ProxyConfig(_Section):
         return [] if value is None else value
 
     @field_validator(
-        "router_settings", "litellm_settings", "general_settings", "environment_variables",
+        "router_settings",
+        "litellm_settings",
+        "general_settings",
+        "environment_variables",
         mode="before",
     )
     @classmethod

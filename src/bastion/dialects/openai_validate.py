@@ -65,7 +65,6 @@ def _check_messages(messages: Any) -> None:
         role = message.get("role")
         if not isinstance(role, str) or not role:
             raise InvalidRequestError(
-                f"messages[{index}].role is required (system, developer, user, assistant, "
-                "tool)",
+                f"messages[{index}].role is required (system, developer, user, assistant, tool)",
                 param=f"messages[{index}].role",
             )

@@ -9,8 +9,7 @@ from enum import StrEnum
 from bastion.core.errors import AuthenticationError
 
 # Header names in the order LiteLLM looks at them.
-KEY_HEADERS = (b"authorization", b"x-api-key", b"api-key", b"x-goog-api-key",
-               b"x-litellm-api-key")
+KEY_HEADERS = (b"authorization", b"x-api-key", b"api-key", b"x-goog-api-key", b"x-litellm-api-key")
 _KEY_HEADER_SET = frozenset(KEY_HEADERS)
 
 

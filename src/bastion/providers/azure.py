@@ -10,8 +10,12 @@ from bastion.providers.openai_compatible import OPERATION_PATHS, OpenAICompatibl
 from bastion.providers.vendors import Vendor
 
 DEFAULT_API_VERSION = "2024-10-21"
-AZURE_VENDOR = Vendor("azure", None, ("AZURE_API_KEY", "AZURE_OPENAI_API_KEY"),
-                      ("AZURE_API_BASE", "AZURE_OPENAI_ENDPOINT"))
+AZURE_VENDOR = Vendor(
+    "azure",
+    None,
+    ("AZURE_API_KEY", "AZURE_OPENAI_API_KEY"),
+    ("AZURE_API_BASE", "AZURE_OPENAI_ENDPOINT"),
+)
 
 
 class AzureOpenAIProvider(OpenAICompatibleProvider):

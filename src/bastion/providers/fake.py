@@ -129,8 +129,10 @@ def _answer_text(mock: Any, call: ProviderCall) -> str:
     if mock is not None:
         return orjson.dumps(mock).decode()
     prompt = _last_user_text(call.body)
-    return f"Hello from Bastion's fake provider. You said: {prompt}" if prompt else (
-        "Hello from Bastion's fake provider."
+    return (
+        f"Hello from Bastion's fake provider. You said: {prompt}"
+        if prompt
+        else ("Hello from Bastion's fake provider.")
     )
 
 
@@ -147,15 +149,15 @@ def _last_user_text(body: dict[str, Any]) -> str:
                 return content
             if isinstance(content, list):
                 return " ".join(
-                    str(p.get("text", "")) for p in content
+                    str(p.get("text", ""))
+                    for p in content
                     if isinstance(p, dict) and p.get("type") == "text"
                 )
     return ""
 
 
 def _usage(body: dict[str, Any], text: str) -> dict[str, Any]:
-    prompt_tokens = max(1, len(orjson.dumps(body.get("messages") or body.get("prompt") or ""))
-                        // 4)
+    prompt_tokens = max(1, len(orjson.dumps(body.get("messages") or body.get("prompt") or "")) // 4)
     completion_tokens = max(1, len(text) // 4)
     return {
         "prompt_tokens": prompt_tokens,
@@ -237,7 +239,10 @@ def _split_words(text: str) -> list[str]:
 
 
 def _chat_chunk(
-    call_id: str, created: int, model: str, delta: dict[str, Any] | None,
+    call_id: str,
+    created: int,
+    model: str,
+    delta: dict[str, Any] | None,
     finish_reason: str | None = None,
 ) -> dict[str, Any]:
     return {
@@ -246,9 +251,9 @@ def _chat_chunk(
         "created": created,
         "model": model,
         "system_fingerprint": "fp_bastion_fake",
-        "choices": [] if delta is None else [
-            {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
-        ],
+        "choices": []
+        if delta is None
+        else [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}],
     }
 
 

@@ -249,4 +249,3 @@ def _default_type(status: int) -> str:
 def _describe(exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
     return text if len(text) < 200 else text[:197] + "..."
-

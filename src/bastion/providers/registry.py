@@ -14,14 +14,47 @@ from bastion.providers.vendors import VENDORS
 # Prefixes LiteLLM knows whose adapters are not in this build yet: named, so the
 # error says "not supported yet" instead of "unknown".
 PLANNED_PROVIDERS = frozenset(
-    {"anthropic", "bedrock", "bedrock_converse", "vertex_ai", "vertex_ai_beta", "gemini",
-     "cohere", "cohere_chat", "azure_ai", "sagemaker", "huggingface", "replicate", "watsonx",
-     "databricks", "cloudflare", "ai21", "voyage", "jina_ai", "predibase", "triton"}
+    {
+        "anthropic",
+        "bedrock",
+        "bedrock_converse",
+        "vertex_ai",
+        "vertex_ai_beta",
+        "gemini",
+        "cohere",
+        "cohere_chat",
+        "azure_ai",
+        "sagemaker",
+        "huggingface",
+        "replicate",
+        "watsonx",
+        "databricks",
+        "cloudflare",
+        "ai21",
+        "voyage",
+        "jina_ai",
+        "predibase",
+        "triton",
+    }
 )
 
 _OPENAI_NAME_PREFIXES = (
-    "gpt-", "o1", "o3", "o4", "chatgpt-", "text-embedding-", "davinci", "babbage", "dall-e",
-    "whisper", "tts-", "omni-moderation", "text-moderation", "ft:gpt", "codex-", "computer-use",
+    "gpt-",
+    "o1",
+    "o3",
+    "o4",
+    "chatgpt-",
+    "text-embedding-",
+    "davinci",
+    "babbage",
+    "dall-e",
+    "whisper",
+    "tts-",
+    "omni-moderation",
+    "text-moderation",
+    "ft:gpt",
+    "codex-",
+    "computer-use",
 )
 _INFERRED = (("claude", "anthropic"), ("gemini", "gemini"), ("command", "cohere"))
 
@@ -75,8 +108,10 @@ class ProviderRegistry:
                 f"provider '{name}' is not supported by this version of Bastion yet"
             )
         match = difflib.get_close_matches(name, self.names(), n=1, cutoff=0.6)
-        hint = f"; did you mean '{match[0]}/'?" if match else (
-            f"; known providers: {', '.join(self.names())}"
+        hint = (
+            f"; did you mean '{match[0]}/'?"
+            if match
+            else (f"; known providers: {', '.join(self.names())}")
         )
         raise UnknownProviderError(f"unknown provider '{name}'{hint}")
 

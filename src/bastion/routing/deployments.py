@@ -15,15 +15,47 @@ from bastion.providers.registry import ProviderRegistry, UnknownProviderError
 # litellm_params that configure the deployment itself; everything else is a default
 # request parameter (``temperature: 0.2``) or a provider-specific setting.
 _DEPLOYMENT_FIELDS = frozenset(
-    {"model", "custom_llm_provider", "api_key", "api_base", "api_version", "organization",
-     "azure_ad_token", "litellm_credential_name", "rpm", "tpm", "weight", "timeout",
-     "stream_timeout", "max_retries", "extra_headers", "headers", "drop_params",
-     "mock_response", "input_cost_per_token", "output_cost_per_token", "order", "tags",
-     "model_info", "base_model", "region_name", "tenant_id", "client_id", "client_secret",
-     "use_in_pass_through", "use_litellm_proxy", "merge_reasoning_content_in_choices",
-     "configurable_clientside_auth_params", "budget_duration", "max_budget",
-     "cache_creation_input_token_cost", "cache_read_input_token_cost",
-     "input_cost_per_second", "output_cost_per_second", "api_type"}
+    {
+        "model",
+        "custom_llm_provider",
+        "api_key",
+        "api_base",
+        "api_version",
+        "organization",
+        "azure_ad_token",
+        "litellm_credential_name",
+        "rpm",
+        "tpm",
+        "weight",
+        "timeout",
+        "stream_timeout",
+        "max_retries",
+        "extra_headers",
+        "headers",
+        "drop_params",
+        "mock_response",
+        "input_cost_per_token",
+        "output_cost_per_token",
+        "order",
+        "tags",
+        "model_info",
+        "base_model",
+        "region_name",
+        "tenant_id",
+        "client_id",
+        "client_secret",
+        "use_in_pass_through",
+        "use_litellm_proxy",
+        "merge_reasoning_content_in_choices",
+        "configurable_clientside_auth_params",
+        "budget_duration",
+        "max_budget",
+        "cache_creation_input_token_cost",
+        "cache_read_input_token_cost",
+        "input_cost_per_second",
+        "output_cost_per_second",
+        "api_type",
+    }
 )
 _PROVIDER_SETTING_PREFIXES = ("aws_", "vertex_", "azure_", "watsonx_")
 
@@ -55,8 +87,7 @@ def build_deployments(
             if credential_name not in credentials:
                 problems.append(
                     f"{path}.litellm_params.litellm_credential_name: no credential named "
-                    f"'{credential_name}' in credential_list"
-                    + _known(list(credentials))
+                    f"'{credential_name}' in credential_list" + _known(list(credentials))
                 )
                 continue
             for name, value in credentials[credential_name].items():
@@ -71,8 +102,9 @@ def build_deployments(
         seen_ids[ident] = index
         try:
             deployments.append(
-                make_deployment(entry.model_name, params, entry.model_info.model_dump(), ident,
-                                registry, config)
+                make_deployment(
+                    entry.model_name, params, entry.model_info.model_dump(), ident, registry, config
+                )
             )
         except UnknownProviderError as exc:
             problems.append(f"{path}.litellm_params.model: {exc}")
@@ -116,7 +148,8 @@ def make_deployment(
         drop_params=config.litellm_settings.drop_params if drop is None else drop,
         extra_headers={**(params.get("headers") or {}), **(params.get("extra_headers") or {})},
         default_params={
-            k: v for k, v in params.items()
+            k: v
+            for k, v in params.items()
             if k not in _DEPLOYMENT_FIELDS and not k.startswith(_PROVIDER_SETTING_PREFIXES)
         },
         params=params,

@@ -81,7 +81,7 @@ class ModelTable:
         for wildcard in matches:
             if len(wildcard.prefix) != best:
                 break
-            group.append(self._wildcard_factory(wildcard.template, name[len(wildcard.prefix):]))
+            group.append(self._wildcard_factory(wildcard.template, name[len(wildcard.prefix) :]))
         if len(self._wildcard_cache) >= MAX_WILDCARD_CACHE:
             self._wildcard_cache.clear()
         self._wildcard_cache[name] = group

@@ -39,14 +39,16 @@ class GatewayService:
                 raise UpstreamStatusError(
                     f"deployment '{deployment.model_name}' ({deployment.provider_name}) does "
                     f"not support {operation.value} requests",
-                    status=400, provider=deployment.provider_name,
+                    status=400,
+                    provider=deployment.provider_name,
                     error_type="invalid_request_error",
                 )
             if deployment.missing_credential and provider is not self._fake:
                 raise UpstreamStatusError(
                     f"deployment '{deployment.model_name}' cannot be called: "
                     f"{deployment.missing_credential}",
-                    status=401, provider=deployment.provider_name,
+                    status=401,
+                    provider=deployment.provider_name,
                     error_type="authentication_error",
                 )
             started = time.perf_counter()

@@ -15,8 +15,7 @@ from bastion.providers.base import Provider, ProviderCall
 logger = logging.getLogger("bastion.health")
 
 _PROBES: dict[str, tuple[Operation, dict[str, Any]]] = {
-    "chat": (Operation.CHAT, {"messages": [{"role": "user", "content": "ping"}],
-                              "max_tokens": 1}),
+    "chat": (Operation.CHAT, {"messages": [{"role": "user", "content": "ping"}], "max_tokens": 1}),
     "completion": (Operation.COMPLETION, {"prompt": "ping", "max_tokens": 1}),
     "embedding": (Operation.EMBEDDING, {"input": ["ping"]}),
 }
@@ -25,10 +24,7 @@ _SECRET_WORDS = ("key", "secret", "token", "password", "credential")
 
 def public_params(params: dict[str, Any]) -> dict[str, Any]:
     """litellm_params without anything secret, for health and model-info answers."""
-    return {
-        k: v for k, v in params.items()
-        if not any(word in k.lower() for word in _SECRET_WORDS)
-    }
+    return {k: v for k, v in params.items() if not any(word in k.lower() for word in _SECRET_WORDS)}
 
 
 @dataclass
@@ -83,7 +79,8 @@ class HealthChecker:
 
     async def check(self, model: str | None = None) -> HealthReport:
         targets = [
-            d for d in self.deployments
+            d
+            for d in self.deployments
             if (model is None or model in (d.model_name, d.params.get("model")))
             and "*" not in d.model_name
         ]

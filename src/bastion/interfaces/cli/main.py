@@ -35,18 +35,34 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bastion", description="Bastion LLM gateway")
     sub = parser.add_subparsers(dest="command")
     serve = sub.add_parser("serve", help="run the gateway")
-    serve.add_argument("--config", "-c", default=os.environ.get("BASTION_CONFIG")
-                       or os.environ.get("CONFIG_FILE_PATH"),
-                       help="LiteLLM-format proxy config (default: the embedded fake-model config)")
+    serve.add_argument(
+        "--config",
+        "-c",
+        default=os.environ.get("BASTION_CONFIG") or os.environ.get("CONFIG_FILE_PATH"),
+        help="LiteLLM-format proxy config (default: the embedded fake-model config)",
+    )
     serve.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
     serve.add_argument("--port", "-p", type=int, default=int(os.environ.get("PORT", "4000")))
-    serve.add_argument("--workers", "--num_workers", "--num-workers", dest="workers", type=int,
-                       default=int(os.environ.get("NUM_WORKERS", "1")))
-    serve.add_argument("--log-level", default=os.environ.get("BASTION_LOG_LEVEL", "info"),
-                       choices=["critical", "error", "warning", "info", "debug"])
+    serve.add_argument(
+        "--workers",
+        "--num_workers",
+        "--num-workers",
+        dest="workers",
+        type=int,
+        default=int(os.environ.get("NUM_WORKERS", "1")),
+    )
+    serve.add_argument(
+        "--log-level",
+        default=os.environ.get("BASTION_LOG_LEVEL", "info"),
+        choices=["critical", "error", "warning", "info", "debug"],
+    )
     serve.add_argument("--access-log", action="store_true", help="log every request")
-    serve.add_argument("--graceful-timeout", type=float, default=300.0,
-                       help="seconds to let in-flight requests finish after SIGTERM")
+    serve.add_argument(
+        "--graceful-timeout",
+        type=float,
+        default=300.0,
+        help="seconds to let in-flight requests finish after SIGTERM",
+    )
     serve.add_argument("--keep-alive-timeout", type=int, default=65)
     check = sub.add_parser("config", help="configuration tools")
     check_sub = check.add_subparsers(dest="config_command", required=True)
@@ -82,9 +98,11 @@ def _config_check(path: str) -> int:
         for row in rows:
             print(f"    - {row}")
     router = config.router_settings
-    print(f"routing: {router.routing_strategy}, num_retries "
-          f"{router.num_retries if router.num_retries is not None else 'default (2)'}, "
-          f"allowed_fails {router.allowed_fails}, cooldown_time {router.cooldown_time:g}s")
+    print(
+        f"routing: {router.routing_strategy}, num_retries "
+        f"{router.num_retries if router.num_retries is not None else 'default (2)'}, "
+        f"allowed_fails {router.allowed_fails}, cooldown_time {router.cooldown_time:g}s"
+    )
     for rule in router.fallbacks:
         for group, targets in rule.items():
             print(f"fallbacks: {group} -> {', '.join(targets)}")
@@ -130,6 +148,7 @@ def _serve(args: argparse.Namespace) -> int:
     else:
         if config_path:
             os.environ[CONFIG_ENV] = config_path
-        uvicorn.run("bastion.app:create_app_from_env", factory=True, workers=args.workers,
-                    **options)  # type: ignore[arg-type,unused-ignore]
+        uvicorn.run(
+            "bastion.app:create_app_from_env", factory=True, workers=args.workers, **options
+        )  # type: ignore[arg-type,unused-ignore]
     return 0

@@ -82,7 +82,7 @@ class BastionApp:
             await handler(scope, receive, send)
             return
         if method == "POST" and path.startswith(_AZURE_PREFIX):
-            model, _, rest = path[len(_AZURE_PREFIX):].partition("/")
+            model, _, rest = path[len(_AZURE_PREFIX) :].partition("/")
             operation = _AZURE_OPERATIONS.get(rest)
             if model and operation is not None:
                 await self.llm.handle(scope, receive, send, operation, path_model=model)
@@ -90,9 +90,7 @@ class BastionApp:
         if path in self._paths:
             await send_error(send, _method_not_allowed(method, path), "")
             return
-        await send_error(
-            send, NotFoundError(f"no endpoint {method} {path} on this gateway"), ""
-        )
+        await send_error(send, NotFoundError(f"no endpoint {method} {path} on this gateway"), "")
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:

@@ -46,8 +46,7 @@ class InfoEndpoints:
         for deployment in self.table.all_deployments:
             if wanted and deployment.id != wanted:
                 continue
-            info: dict[str, Any] = {"id": deployment.id, "mode": deployment.mode,
-                                    "db_model": False}
+            info: dict[str, Any] = {"id": deployment.id, "mode": deployment.mode, "db_model": False}
             info.update(deployment.model_info)
             data.append(
                 {

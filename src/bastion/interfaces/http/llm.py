@@ -36,9 +36,7 @@ _STREAM_HEADERS: Headers = [
 
 
 class LLMEndpoints:
-    def __init__(
-        self, service: GatewayService, auth: Authenticator, max_body_bytes: int
-    ) -> None:
+    def __init__(self, service: GatewayService, auth: Authenticator, max_body_bytes: int) -> None:
         self.service = service
         self.auth = auth
         self.max_body_bytes = max_body_bytes
@@ -72,8 +70,9 @@ class LLMEndpoints:
         headers = _outcome_headers(outcome, body["model"], call_id, started)
         if outcome.response is not None:
             response = outcome.response
-            await send_response(send, response.status, response.body, headers,
-                                response.content_type)
+            await send_response(
+                send, response.status, response.body, headers, response.content_type
+            )
         else:
             await relay_stream(receive, send, outcome, headers)
 
@@ -99,15 +98,21 @@ async def relay_stream(
 
     watcher = asyncio.create_task(watch_disconnect())
     try:
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [*_STREAM_HEADERS, *headers]})
+        await send(
+            {"type": "http.response.start", "status": 200, "headers": [*_STREAM_HEADERS, *headers]}
+        )
         try:
             async for chunk in stream:
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
         except UpstreamError as error:
             logger.warning("upstream stream failed: %s", error.message)
-            await send({"type": "http.response.body", "body": openai_stream_error_event(error),
-                        "more_body": True})
+            await send(
+                {
+                    "type": "http.response.body",
+                    "body": openai_stream_error_event(error),
+                    "more_body": True,
+                }
+            )
         state["finished"] = True
         await send({"type": "http.response.body", "body": b"", "more_body": False})
     except asyncio.CancelledError:
