@@ -39,6 +39,7 @@ class Deployment:
     model_info: dict[str, Any] = field(default_factory=dict)
     # Filled by the provider when the deployment is built: ready-made request parts.
     request_headers: dict[str, str] = field(default_factory=dict)
+    request_head: bytes = b""
     missing_credential: str | None = None
 
     @property

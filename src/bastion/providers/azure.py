@@ -6,6 +6,7 @@ import os
 from urllib.parse import quote
 
 from bastion.core.deployment import Deployment, Operation
+from bastion.providers.http import encode_headers
 from bastion.providers.openai_compatible import OPERATION_PATHS, OpenAICompatibleProvider
 from bastion.providers.vendors import Vendor
 
@@ -50,6 +51,7 @@ class AzureOpenAIProvider(OpenAICompatibleProvider):
             )
         headers.update(deployment.extra_headers)
         deployment.request_headers = headers
+        deployment.request_head = encode_headers(headers)
 
     def url(self, deployment: Deployment, operation: Operation) -> str:
         base = deployment.api_base or ""

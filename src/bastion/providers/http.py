@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email.utils
 import time
+import urllib.request
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -16,42 +17,74 @@ from bastion.core.errors import (
     UpstreamStatusError,
     UpstreamTimeoutError,
 )
+from bastion.providers.transport import (
+    ConnectionPool,
+    Endpoint,
+    StreamingResponse,
+    TransportError,
+    TransportTimeout,
+    parse_endpoint,
+)
 
 DEFAULT_TIMEOUT_S = 600.0
+MAX_ENDPOINT_CACHE = 4096
+
+
+def encode_headers(headers: Mapping[str, str]) -> bytes:
+    """Header lines, ready to go on the wire (each ends with CRLF)."""
+    lines = []
+    for name, value in headers.items():
+        if any(c in name + value for c in "\r\n"):
+            raise ValueError(f"header {name!r} contains a line break")
+        lines.append(f"{name}: {value}\r\n")
+    return "".join(lines).encode("latin-1")
 
 
 class UpstreamHTTP:
-    """Owns one keep-alive aiohttp session per process; started in the app lifespan."""
+    """The process's upstream HTTP client, started and closed by the app lifespan.
 
-    def __init__(self, *, connection_limit: int = 0, connect_timeout: float = 10.0) -> None:
-        self._connection_limit = connection_limit
+    Direct connections use the lean keep-alive pool of ``transport.py``; a host that
+    the environment routes through a proxy (``HTTPS_PROXY``, ``HTTP_PROXY``,
+    ``NO_PROXY``) goes through aiohttp, which speaks to proxies.
+    """
+
+    def __init__(self, *, connect_timeout: float = 10.0) -> None:
         self.connect_timeout = connect_timeout
+        self.pool = ConnectionPool(connect_timeout=connect_timeout)
         self._session: aiohttp.ClientSession | None = None
+        self._endpoints: dict[str, Endpoint] = {}
+        self._proxies: dict[str, str] = {}
 
     async def start(self) -> None:
-        if self._session is None:
-            connector = aiohttp.TCPConnector(
-                limit=self._connection_limit,
-                limit_per_host=0,
-                ttl_dns_cache=300,
-                keepalive_timeout=30,
-            )
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                auto_decompress=True,
-                skip_auto_headers=("User-Agent",),
-                json_serialize=lambda obj: orjson.dumps(obj).decode(),
-            )
+        self._proxies = {k: v for k, v in urllib.request.getproxies().items() if k != "no"}
 
     async def close(self) -> None:
+        await self.pool.close()
         if self._session is not None:
             await self._session.close()
             self._session = None
 
+    def endpoint(self, url: str) -> Endpoint:
+        endpoint = self._endpoints.get(url)
+        if endpoint is None:
+            endpoint = parse_endpoint(url)
+            if len(self._endpoints) >= MAX_ENDPOINT_CACHE:
+                self._endpoints.clear()
+            self._endpoints[url] = endpoint
+        return endpoint
+
+    def proxied(self, endpoint: Endpoint) -> bool:
+        return bool(
+            self._proxies.get(endpoint.scheme) and not urllib.request.proxy_bypass(endpoint.host)
+        )
+
     @property
     def session(self) -> aiohttp.ClientSession:
         if self._session is None:
-            raise RuntimeError("UpstreamHTTP used before start()")
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
+                trust_env=True,
+            )
         return self._session
 
 
@@ -60,46 +93,65 @@ async def post_json(
     url: str,
     payload: bytes,
     headers: Mapping[str, str],
+    head: bytes,
     *,
     provider: str,
     timeout: float | None,
     secrets: tuple[str | None, ...] = (),
 ) -> tuple[int, bytes, bytes]:
     """POST and read the whole answer. Returns (status, body, content type)."""
-    client_timeout = aiohttp.ClientTimeout(
-        total=timeout or DEFAULT_TIMEOUT_S, sock_connect=http.connect_timeout
-    )
+    limit = timeout or DEFAULT_TIMEOUT_S
     try:
-        async with http.session.post(
-            url, data=payload, headers=headers, timeout=client_timeout
-        ) as resp:
-            body = await resp.read()
-            if resp.status >= 400:
-                raise error_from_response(resp.status, body, resp.headers, provider, secrets)
-            return resp.status, body, resp.headers.get("content-type", "application/json").encode()
+        endpoint = http.endpoint(url)
+        if http.proxied(endpoint):
+            status, body, resp_headers = await _post_via_proxy(http, url, payload, headers, limit)
+        else:
+            response = await http.pool.request(endpoint, head, payload, timeout=limit)
+            status, body, resp_headers = response.status, response.body, response.headers
     except TimeoutError:
         raise UpstreamTimeoutError(
-            f"{provider}: no response within {timeout or DEFAULT_TIMEOUT_S:g}s",
-            provider=provider,
+            f"{provider}: no response within {limit:g}s", provider=provider
         ) from None
-    except aiohttp.ClientError as exc:
+    except (TransportError, aiohttp.ClientError, ValueError) as exc:
         raise UpstreamConnectionError(
             f"{provider}: connection failed ({_describe(exc)})", provider=provider
         ) from None
+    if status >= 400:
+        raise error_from_response(status, body, resp_headers, provider, secrets)
+    return status, body, resp_headers.get("content-type", "application/json").encode()
+
+
+class SSEStream:
+    """An upstream streaming response whose bytes are relayed as they arrive."""
+
+    def __init__(self, response: StreamingResponse, provider: str) -> None:
+        self._response = response
+        self._provider = provider
+        self.content_type = response.headers.get("content-type", "text/event-stream").encode()
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._response.iter_chunks():
+                yield chunk
+        except TransportTimeout as exc:
+            raise UpstreamTimeoutError(
+                f"{self._provider}: stream stalled ({exc})", provider=self._provider
+            ) from None
+        except TransportError as exc:
+            raise UpstreamConnectionError(
+                f"{self._provider}: stream broke ({_describe(exc)})", provider=self._provider
+            ) from None
+
+    async def aclose(self) -> None:
+        await self._response.aclose()
 
 
 class AiohttpSSEStream:
-    """An upstream streaming response whose bytes are relayed as they arrive."""
+    """The same, for a stream that came through a proxy."""
 
-    def __init__(
-        self,
-        response: aiohttp.ClientResponse,
-        provider: str,
-        stream_timeout: float | None,
-    ) -> None:
+    def __init__(self, response: aiohttp.ClientResponse, provider: str) -> None:
         self._response = response
         self._provider = provider
-        self._stream_timeout = stream_timeout
         self.content_type = response.headers.get("content-type", "text/event-stream").encode()
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
@@ -108,8 +160,7 @@ class AiohttpSSEStream:
                 yield chunk
         except TimeoutError:
             raise UpstreamTimeoutError(
-                f"{self._provider}: stream stalled for over {self._stream_timeout:g}s",
-                provider=self._provider,
+                f"{self._provider}: stream stalled", provider=self._provider
             ) from None
         except aiohttp.ClientError as exc:
             raise UpstreamConnectionError(
@@ -117,8 +168,6 @@ class AiohttpSSEStream:
             ) from None
 
     async def aclose(self) -> None:
-        # close() (not release()) drops the connection, which cancels the upstream call
-        # when the stream ended early; a finished stream's connection is already reusable.
         if self._response.content.at_eof():
             self._response.release()
         else:
@@ -130,21 +179,61 @@ async def open_sse(
     url: str,
     payload: bytes,
     headers: Mapping[str, str],
+    head: bytes,
     *,
     provider: str,
     stream_timeout: float | None,
     secrets: tuple[str | None, ...] = (),
+) -> SSEStream | AiohttpSSEStream:
+    limit = stream_timeout or DEFAULT_TIMEOUT_S
+    try:
+        endpoint = http.endpoint(url)
+        if http.proxied(endpoint):
+            return await _open_sse_via_proxy(http, url, payload, headers, limit, provider, secrets)
+        response = await http.pool.open_stream(
+            endpoint, head, payload, first_byte_timeout=limit, read_timeout=limit
+        )
+        if response.status >= 400:
+            try:
+                body = await response.read_all()
+            finally:
+                await response.aclose()
+            raise error_from_response(response.status, body, response.headers, provider, secrets)
+    except TimeoutError:
+        raise UpstreamTimeoutError(
+            f"{provider}: stream did not start within {limit:g}s", provider=provider
+        ) from None
+    except (TransportError, ValueError) as exc:
+        raise UpstreamConnectionError(
+            f"{provider}: connection failed ({_describe(exc)})", provider=provider
+        ) from None
+    return SSEStream(response, provider)
+
+
+async def _post_via_proxy(
+    http: UpstreamHTTP, url: str, payload: bytes, headers: Mapping[str, str], timeout: float
+) -> tuple[int, bytes, Mapping[str, str]]:
+    client_timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=http.connect_timeout)
+    async with http.session.post(
+        url, data=payload, headers=headers, timeout=client_timeout
+    ) as resp:
+        return resp.status, await resp.read(), {k.lower(): v for k, v in resp.headers.items()}
+
+
+async def _open_sse_via_proxy(
+    http: UpstreamHTTP,
+    url: str,
+    payload: bytes,
+    headers: Mapping[str, str],
+    timeout: float,
+    provider: str,
+    secrets: tuple[str | None, ...],
 ) -> AiohttpSSEStream:
-    read_timeout = stream_timeout or DEFAULT_TIMEOUT_S
     client_timeout = aiohttp.ClientTimeout(
-        total=None, sock_connect=http.connect_timeout, sock_read=read_timeout
+        total=None, sock_connect=http.connect_timeout, sock_read=timeout
     )
     try:
         resp = await http.session.post(url, data=payload, headers=headers, timeout=client_timeout)
-    except TimeoutError:
-        raise UpstreamTimeoutError(
-            f"{provider}: stream did not start within {read_timeout:g}s", provider=provider
-        ) from None
     except aiohttp.ClientError as exc:
         raise UpstreamConnectionError(
             f"{provider}: connection failed ({_describe(exc)})", provider=provider
@@ -157,7 +246,7 @@ async def open_sse(
         finally:
             resp.release()
         raise error_from_response(resp.status, body, resp.headers, provider, secrets)
-    return AiohttpSSEStream(resp, provider, read_timeout)
+    return AiohttpSSEStream(resp, provider)
 
 
 def error_from_response(

@@ -9,7 +9,7 @@ import orjson
 from bastion.core.deployment import Deployment, Operation
 from bastion.dialects.openai_params import upstream_body
 from bastion.providers.base import ProviderCall, ProviderResponse, ProviderStream
-from bastion.providers.http import UpstreamHTTP, open_sse, post_json
+from bastion.providers.http import UpstreamHTTP, encode_headers, open_sse, post_json
 from bastion.providers.vendors import Vendor
 
 OPERATION_PATHS: dict[Operation, str] = {
@@ -47,6 +47,7 @@ class OpenAICompatibleProvider:
             headers["OpenAI-Organization"] = str(organization)
         headers.update(deployment.extra_headers)
         deployment.request_headers = headers
+        deployment.request_head = encode_headers(headers)
 
     def supports(self, operation: Operation) -> bool:
         if operation is Operation.EMBEDDING:
@@ -75,6 +76,7 @@ class OpenAICompatibleProvider:
             self.url(deployment, call.operation),
             self.payload(deployment, call),
             deployment.request_headers,
+            deployment.request_head,
             provider=self.name,
             timeout=deployment.timeout,
             secrets=(deployment.api_key,),
@@ -87,6 +89,7 @@ class OpenAICompatibleProvider:
             self.url(deployment, call.operation),
             self.payload(deployment, call),
             deployment.request_headers,
+            deployment.request_head,
             provider=self.name,
             stream_timeout=deployment.stream_timeout or deployment.timeout,
             secrets=(deployment.api_key,),
