@@ -1,0 +1,336 @@
+"""Bastion benchmark: the gateway's overhead against calling the upstream directly.
+
+For every scenario (chat completions, non-streaming and streaming, at 1 and 32 connections)
+wrk hammers the fast mock directly, then the same mock through the gateway, right after one
+another; the table shows both and the difference. Also measured: gateway start-up time and
+the worker's resident memory. Optionally LiteLLM proxy in the same run (--litellm).
+
+    bench/run.sh [--duration 10] [--connections 1,32] [--skip-stream] [--litellm] ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cpu_meter import measure_foreign
+from processes import Service, free_port, http_get, spawn, wait_ready, worker_memory
+from report import (
+    Pair,
+    Scenario,
+    TargetRun,
+    format_checks,
+    format_process_summary,
+    format_table,
+    write_json,
+)
+from targets import BENCH_DIR, REPO, Target, bastion_target, litellm_target, probe
+from wrk_runner import WrkResult, ensure_wrk, run_wrk
+
+MASTER_KEY = "sk-bench-master"
+
+
+@dataclass(frozen=True)
+class Pinning:
+    """CPU lists for taskset; None means that process is not pinned."""
+
+    wrk: str | None
+    mock: str | None
+    gateway: str | None
+
+    def describe(self) -> str:
+        if self.wrk is None:
+            return "none (the OS schedules wrk, the mock and the gateway on all cores)"
+        return f"wrk on CPU {self.wrk}, mock on CPU {self.mock}, gateway on CPU {self.gateway}"
+
+
+PIN_MODES = {
+    # Gateway alone on one core; load generator and upstream share the other.
+    "split": ("first", "first", "last"),
+    # wrk alone on one core; the mock and the gateway share the other.
+    "wrk-alone": ("first", "last", "last"),
+}
+
+
+def plan_pinning(mode: str) -> Pinning:
+    cpus = sorted(os.sched_getaffinity(0))
+    if mode == "none":
+        return Pinning(None, None, None)
+    if len(cpus) < 2:
+        print("only one CPU available: running without pinning", flush=True)
+        return Pinning(None, None, None)
+    sets = {"first": ",".join(map(str, cpus[:-1])), "last": str(cpus[-1])}
+    wrk, mock, gateway = (sets[which] for which in PIN_MODES[mode])
+    return Pinning(wrk, mock, gateway)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Benchmark the gateway against the fast mock upstream (see bench/README.md)."
+    )
+    parser.add_argument("--duration", type=float, default=10, help="seconds per measurement")
+    parser.add_argument("--warmup", type=float, default=2, help="seconds of warm-up (0: none)")
+    parser.add_argument("--connections", default="1,32", help="comma list, e.g. 1,32")
+    parser.add_argument("--skip-stream", action="store_true", help="non-streaming only")
+    parser.add_argument(
+        "--scenario-filter", default="", help="regex on scenario names (chat-c1, chat-stream-c32…)"
+    )
+    parser.add_argument(
+        "--gateway-cmd",
+        help="benchmark this command instead of bastion; {config} and {port} are filled in",
+    )
+    parser.add_argument("--gateway-name", help="label for --gateway-cmd (default: gateway)")
+    parser.add_argument("--litellm", action="store_true", help="also benchmark LiteLLM proxy")
+    parser.add_argument(
+        "--direct-only", action="store_true", help="only the mock, no gateway (checks the rig)"
+    )
+    parser.add_argument(
+        "--pin",
+        choices=[*PIN_MODES, "none"],
+        default="split",
+        help="CPU pinning with taskset (default: split; see bench/README.md)",
+    )
+    parser.add_argument("--config", type=Path, default=BENCH_DIR / "gateway.yaml")
+    parser.add_argument("--results-dir", type=Path, default=BENCH_DIR / "results")
+    return parser.parse_args(argv)
+
+
+def build_scenarios(args: argparse.Namespace) -> list[Scenario]:
+    conns = [int(c) for c in str(args.connections).split(",") if c.strip()]
+    streams = [False] if args.skip_stream else [False, True]
+    scenarios = [Scenario(s, c) for s in streams for c in conns]
+    pattern = re.compile(args.scenario_filter)
+    chosen = [s for s in scenarios if pattern.search(s.name)]
+    if not chosen:
+        sys.exit(f"no scenario matches {args.scenario_filter!r} (have: {scenarios})")
+    return chosen
+
+
+@contextmanager
+def running_mock(out_dir: Path, pin: Pinning) -> Iterator[Service]:
+    port = free_port()
+    cmd = [sys.executable, str(BENCH_DIR / "fast_mock.py"), "--port", str(port)]
+    mock = spawn("fast_mock", cmd, port, out_dir / "mock.log", cpus=pin.mock)
+    try:
+        wait_ready(mock, "/health", timeout_s=15)
+        yield mock
+    finally:
+        mock.stop()
+
+
+def mock_requests(mock: Service) -> int | None:
+    answer = http_get(mock.port, "/stats", timeout=2)
+    return json.loads(answer[1])["requests"] if answer and answer[0] == 200 else None
+
+
+class Bench:
+    def __init__(
+        self, args: argparse.Namespace, wrk: str, pin: Pinning, mock: Service, out_dir: Path
+    ) -> None:
+        self.args, self.wrk, self.pin, self.mock, self.out_dir = args, wrk, pin, mock, out_dir
+        self.scenarios = build_scenarios(args)
+
+    def measure(self, port: int, scenario: Scenario, pids: list[int]) -> WrkResult:
+        url = f"http://127.0.0.1:{port}"
+        common: dict[str, Any] = {
+            "connections": scenario.connections,
+            "key": MASTER_KEY,
+            "stream": scenario.stream,
+            "cpus": self.pin.wrk,
+        }
+        if self.args.warmup > 0:
+            run_wrk(self.wrk, url, duration_s=self.args.warmup, **common)
+        (result, _raw), noise = measure_foreign(
+            pids, lambda: run_wrk(self.wrk, url, duration_s=self.args.duration, **common)
+        )
+        result.foreign_cpu_pct = noise
+        return result
+
+    def direct(self, pair: Pair, pids: list[int]) -> None:
+        pair.direct = self.measure(self.mock.port, pair.scenario, pids)
+        _say(pair.scenario.name, "direct", pair.direct)
+
+    def gateway_env(self, target: Target) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+        env["BENCH_MOCK_BASE"] = f"http://127.0.0.1:{self.mock.port}/v1"
+        return {**env, **target.env}
+
+    def run_target(self, target: Target) -> TargetRun:
+        port = free_port()
+        cmd = target.command(self.args.config.resolve(), port)
+        log_path = self.out_dir / f"{target.name}.log"
+        run = TargetRun(target.name, " ".join(cmd), note=target.note, log=str(log_path))
+        print(f"\n== {target.name}: {run.command}", flush=True)
+        try:
+            service = spawn(
+                target.name, cmd, port, log_path, self.gateway_env(target), self.pin.gateway
+            )
+        except OSError as exc:
+            run.skipped = f"cannot start {cmd[0]}: {exc}"
+            return run
+        try:
+            self._bench_service(target, service, run)
+        except RuntimeError as exc:
+            run.skipped = str(exc)
+        finally:
+            service.stop()
+        return run
+
+    def _bench_service(self, target: Target, service: Service, run: TargetRun) -> None:
+        run.startup_s = wait_ready(service, target.ready_path, target.ready_timeout_s)
+        print(f"   ready in {run.startup_s:.3f} s", flush=True)
+        for stream in sorted({s.stream for s in self.scenarios}):
+            why = probe(service.port, MASTER_KEY, stream)
+            if why:
+                kind = "streaming" if stream else "non-streaming"
+                raise RuntimeError(f"{kind} probe request failed: {why}")
+        run.memory_idle = worker_memory(service.pid)
+        for scenario in self.scenarios:
+            pair = Pair(scenario, target.name)
+            run.pairs.append(pair)
+            pids = [self.mock.pid, service.pid]
+            self.direct(pair, pids)
+            before = mock_requests(self.mock)
+            pair.gateway = self.measure(service.port, scenario, pids)
+            after = mock_requests(self.mock)
+            if before is not None and after is not None:
+                pair.upstream_requests = after - before
+            _say(scenario.name, target.name, pair.gateway)
+            for problem in pair.problems():
+                print(f"   !!! {problem}", flush=True)
+            for warning in pair.warnings():
+                print(f"   (noise) {warning}", flush=True)
+            if not service.alive():
+                pair.error = f"{target.name} died (exit {service.proc.returncode})"
+                raise RuntimeError(f"{pair.error}; last log lines:\n{service.log_tail()}")
+        run.memory_after_load = worker_memory(service.pid)
+
+    def direct_only(self) -> TargetRun:
+        run = TargetRun("(none)", "direct only")
+        for scenario in self.scenarios:
+            pair = Pair(scenario, "(none)")
+            self.direct(pair, [self.mock.pid])
+            for warning in pair.warnings():
+                print(f"   (noise) {warning}", flush=True)
+            run.pairs.append(pair)
+        return run
+
+
+def _say(scenario: str, who: str, res: WrkResult) -> None:
+    errors = f"  !!! ERRORS: {res.errors.describe()}" if res.errors.total else ""
+    print(
+        f"   {scenario:<16} {who:<9} {res.rps:>9,.0f} rps  p50 {res.p50_ms:.3f} ms  "
+        f"p99 {res.p99_ms:.3f} ms  foreign CPU {res.foreign_cpu_pct or 0:.0f}%{errors}",
+        flush=True,
+    )
+
+
+def build_targets(args: argparse.Namespace, out_dir: Path) -> tuple[list[Target], list[TargetRun]]:
+    """Targets to run, and those already known to be skipped (with the reason)."""
+    if args.direct_only:
+        return [], []
+    targets = [bastion_target(args.gateway_cmd, args.gateway_name)]
+    skipped: list[TargetRun] = []
+    if args.litellm:
+        try:
+            targets.append(litellm_target(out_dir / "litellm-venv.log"))
+        except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+            skipped.append(TargetRun("litellm", "litellm", skipped=str(exc)))
+    return targets, skipped
+
+
+def metadata(args: argparse.Namespace, wrk: str, pin: Pinning) -> dict[str, Any]:
+    def out(cmd: list[str]) -> str:
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        return (proc.stdout or proc.stderr).strip()
+
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    return {
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "git_commit": out(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"]),
+        "cpu": cpu,
+        "cpus": os.cpu_count(),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "wrk": out([wrk, "-v"]).splitlines()[0] if out([wrk, "-v"]) else "?",
+        "duration_s": args.duration,
+        "warmup_s": args.warmup,
+        "pinning": pin.describe(),
+        "config": str(args.config),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    wrk = ensure_wrk()
+    pin = plan_pinning(args.pin)
+    out_dir = args.results_dir / time.strftime("%Y%m%d-%H%M%S")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    meta = metadata(args, wrk, pin)
+    print(f"CPU pinning: {pin.describe()}")
+    print(f"wrk: {meta['wrk']}; {args.duration:g} s per run after {args.warmup:g} s warm-up")
+
+    targets, runs = build_targets(args, out_dir)
+    with running_mock(out_dir, pin) as mock:
+        print(f"fast mock on port {mock.port} (pid {mock.pid})", flush=True)
+        bench = Bench(args, wrk, pin, mock, out_dir)
+        measured = [bench.run_target(t) for t in targets] if targets else [bench.direct_only()]
+    runs = measured + runs
+
+    print("\n" + format_table(runs))
+    print("\n" + format_process_summary(runs))
+    for run in runs:
+        if not run.skipped and run.name != "(none)":
+            print("\n" + format_checks(run))
+    json_path = out_dir / "results.json"
+    write_json(json_path, meta, runs)
+    print(f"\nresults: {json_path}")
+    return report_failures(runs)
+
+
+def report_failures(runs: list[TargetRun]) -> int:
+    """Print every problem loudly; non-zero exit if a measurement is not trustworthy."""
+    problems = [
+        f"{r.name} {p.scenario.name}: {m}" for r in runs for p in r.pairs for m in p.problems()
+    ]
+    noisy = [
+        f"{r.name} {p.scenario.name}: {m}" for r in runs for p in r.pairs for m in p.warnings()
+    ]
+    skipped = [f"{r.name} SKIPPED: {r.skipped}" for r in runs if r.skipped]
+    if noisy:
+        print("\nnoise: the machine was busy with other work during these measurements;")
+        print("their numbers are pessimistic (rerun on an idle machine to compare):")
+        for line in noisy:
+            print(f"  - {line}")
+    if not problems and not skipped:
+        return 0
+    bar = "!" * 78
+    print(f"\n{bar}")
+    for line in skipped + problems:
+        print(f"!! {line}")
+    print(bar)
+    # LiteLLM failing to run is reported but does not fail the run; anything else does.
+    fatal = bool(problems) or any(r.skipped and r.name != "litellm" for r in runs)
+    return 1 if fatal else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
