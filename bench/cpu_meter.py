@@ -68,3 +68,17 @@ def measure_foreign(service_pids: list[int], work: Callable[[], T]) -> tuple[T, 
     before = sample(service_pids)
     result = work()
     return result, foreign_cpu_pct(before, sample(service_pids))
+
+
+def wait_for_idle(max_wait_s: float, threshold_pct: float, window_s: float = 2.0) -> float:
+    """Wait until other processes use under threshold_pct of a core over a window.
+
+    Returns the last measured foreign CPU percent (still high if max_wait_s ran out).
+    """
+    deadline = time.monotonic() + max_wait_s
+    while True:
+        before = sample([])
+        time.sleep(window_s)
+        busy = foreign_cpu_pct(before, sample([]))
+        if busy < threshold_pct or time.monotonic() >= deadline:
+            return busy

@@ -24,9 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cpu_meter import measure_foreign
+from cpu_meter import measure_foreign, wait_for_idle
 from processes import Service, free_port, http_get, spawn, wait_ready, worker_memory
 from report import (
+    NOISE_WARN_PCT,
     Pair,
     Scenario,
     TargetRun,
@@ -100,6 +101,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         choices=[*PIN_MODES, "none"],
         default="split",
         help="CPU pinning with taskset (default: split; see bench/README.md)",
+    )
+    parser.add_argument(
+        "--wait-idle",
+        type=float,
+        default=0,
+        metavar="S",
+        help="first wait up to S seconds for other processes to leave the CPUs alone",
     )
     parser.add_argument("--config", type=Path, default=BENCH_DIR / "gateway.yaml")
     parser.add_argument("--results-dir", type=Path, default=BENCH_DIR / "results")
@@ -199,30 +207,42 @@ class Bench:
         for scenario in self.scenarios:
             pair = Pair(scenario, target.name)
             run.pairs.append(pair)
-            pids = [self.mock.pid, service.pid]
-            self.direct(pair, pids)
-            before = mock_requests(self.mock)
-            pair.gateway = self.measure(service.port, scenario, pids)
-            after = mock_requests(self.mock)
-            if before is not None and after is not None:
-                pair.upstream_requests = after - before
-            _say(scenario.name, target.name, pair.gateway)
-            for problem in pair.problems():
-                print(f"   !!! {problem}", flush=True)
-            for warning in pair.warnings():
-                print(f"   (noise) {warning}", flush=True)
+            self._measure_pair(pair, service)
             if not service.alive():
                 pair.error = f"{target.name} died (exit {service.proc.returncode})"
                 raise RuntimeError(f"{pair.error}; last log lines:\n{service.log_tail()}")
         run.memory_after_load = worker_memory(service.pid)
 
+    def _measure_pair(self, pair: Pair, service: Service) -> None:
+        pids = [self.mock.pid, service.pid]
+        try:
+            self.direct(pair, pids)
+            before = mock_requests(self.mock)
+            pair.gateway = self.measure(service.port, pair.scenario, pids)
+            after = mock_requests(self.mock)
+        except RuntimeError as exc:  # wrk could not run at all (e.g. connection refused)
+            pair.error = str(exc)
+        else:
+            if before is not None and after is not None:
+                pair.upstream_requests = after - before
+            _say(pair.scenario.name, service.name, pair.gateway)
+        for problem in pair.problems():
+            print(f"   !!! {problem}", flush=True)
+        for warning in pair.warnings():
+            print(f"   (noise) {warning}", flush=True)
+
     def direct_only(self) -> TargetRun:
         run = TargetRun("(none)", "direct only")
         for scenario in self.scenarios:
             pair = Pair(scenario, "(none)")
-            self.direct(pair, [self.mock.pid])
-            for warning in pair.warnings():
-                print(f"   (noise) {warning}", flush=True)
+            try:
+                self.direct(pair, [self.mock.pid])
+            except RuntimeError as exc:
+                pair.error = str(exc)
+            for note in pair.problems():
+                print(f"   !!! {note}", flush=True)
+            for note in pair.warnings():
+                print(f"   (noise) {note}", flush=True)
             run.pairs.append(pair)
         return run
 
@@ -289,6 +309,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"wrk: {meta['wrk']}; {args.duration:g} s per run after {args.warmup:g} s warm-up")
 
     targets, runs = build_targets(args, out_dir)
+    if args.wait_idle > 0:
+        print(f"waiting up to {args.wait_idle:g} s for an idle machine ...", flush=True)
+        busy = wait_for_idle(args.wait_idle, NOISE_WARN_PCT)
+        print(f"other processes use {busy:.0f}% of a core; starting", flush=True)
     with running_mock(out_dir, pin) as mock:
         print(f"fast mock on port {mock.port} (pid {mock.pid})", flush=True)
         bench = Bench(args, wrk, pin, mock, out_dir)
