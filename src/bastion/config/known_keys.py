@@ -228,6 +228,7 @@ LITELLM_PARAMS = frozenset(
         "guardrails",
         "positive_model_list",
         "api_type",
+        "num_retries",
     }
 )
 

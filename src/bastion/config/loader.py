@@ -28,7 +28,15 @@ from bastion.config.model import (
 from bastion.core.errors import ConfigError
 
 ENV_PREFIX = "os.environ/"
-_SECRET_WORDS = ("key", "secret", "password", "token", "credential")
+_SECRET_WORDS = (
+    "key",
+    "secret",
+    "password",
+    "token",
+    "credential",
+    "header",
+    "authorization",
+)
 
 
 @dataclass
@@ -246,8 +254,9 @@ def _suggest_literal(given: str, expected: str) -> str:
 
 
 def _is_secret(loc: str) -> bool:
-    last = loc.rsplit(".", 1)[-1].lower()
-    return any(word in last for word in _SECRET_WORDS)
+    # The whole path: a value anywhere under extra_headers or credential_values is secret too.
+    lowered = loc.lower()
+    return any(word in lowered for word in _SECRET_WORDS)
 
 
 def _short(value: Any) -> str:

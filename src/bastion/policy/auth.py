@@ -41,8 +41,8 @@ def extract_key(headers: list[tuple[bytes, bytes]]) -> str | None:
         raw = found.get(name)
         if raw:
             text = raw.decode("latin-1").strip()
-            if text[:7].lower() == "bearer ":
-                text = text[7:].strip()
+            if text[:7].lower() == "bearer " or text.lower() == "bearer":
+                text = text[6:].strip()  # an empty "Bearer" is no key: try the next header
             if text:
                 return text
     return None

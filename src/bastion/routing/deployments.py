@@ -7,6 +7,7 @@ from typing import Any
 
 import orjson
 
+from bastion.config.known_keys import LITELLM_PARAMS
 from bastion.config.model import ModelEntry, ProxyConfig
 from bastion.core.deployment import Deployment
 from bastion.core.errors import ConfigError
@@ -103,7 +104,13 @@ def build_deployments(
         try:
             deployments.append(
                 make_deployment(
-                    entry.model_name, params, entry.model_info.model_dump(), ident, registry, config
+                    entry.model_name,
+                    params,
+                    entry.model_info.model_dump(),
+                    ident,
+                    registry,
+                    config,
+                    wildcard_template="*" in entry.model_name,
                 )
             )
         except UnknownProviderError as exc:
@@ -123,10 +130,16 @@ def make_deployment(
     ident: str,
     registry: ProviderRegistry,
     config: ProxyConfig,
+    *,
+    wildcard_template: bool = False,
 ) -> Deployment:
-    provider, upstream_model = registry.resolve(
-        str(params["model"]), params.get("custom_llm_provider")
-    )
+    model = str(params["model"])
+    if wildcard_template and model == "*" and not params.get("custom_llm_provider"):
+        # LiteLLM's "proxy every model" entry: the provider is resolved per requested name
+        # when the wildcard is expanded; the template itself is never called.
+        provider, upstream_model = registry.fake, model
+    else:
+        provider, upstream_model = registry.resolve(model, params.get("custom_llm_provider"))
     router = config.router_settings
     timeout = params.get("timeout") or router.timeout or config.litellm_settings.request_timeout
     drop = params.get("drop_params")
@@ -150,7 +163,9 @@ def make_deployment(
         default_params={
             k: v
             for k, v in params.items()
-            if k not in _DEPLOYMENT_FIELDS and not k.startswith(_PROVIDER_SETTING_PREFIXES)
+            if k not in _DEPLOYMENT_FIELDS
+            and k not in LITELLM_PARAMS  # LiteLLM settings, never request fields
+            and not k.startswith(_PROVIDER_SETTING_PREFIXES)
         },
         params=params,
         model_info={k: v for k, v in model_info.items() if v is not None},
