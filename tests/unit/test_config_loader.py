@@ -728,3 +728,14 @@ def test_non_secret_invalid_values_are_shown() -> None:
     found = problems("router_settings:\n  cooldown_time: soon\n")
     line = only(found, "router_settings.cooldown_time")
     assert "(got 'soon')" in line
+
+
+def test_token_counts_are_not_treated_as_secrets() -> None:
+    text = (
+        "model_list:\n  - model_name: a\n    litellm_params:\n      model: openai/gpt-4o\n"
+        "    model_info:\n      max_tokens: zero\n"
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config_text(text, source="test.yaml")
+    line = only(info.value.problems, "model_list[0].model_info.max_tokens")
+    assert "'zero'" in line and "<redacted>" not in line

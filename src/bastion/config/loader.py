@@ -255,7 +255,7 @@ def _suggest_literal(given: str, expected: str) -> str:
 
 def _is_secret(loc: str) -> bool:
     # The whole path: a value anywhere under extra_headers or credential_values is secret too.
-    lowered = loc.lower()
+    lowered = loc.lower().replace("max_tokens", "").replace("_tokens", "")
     return any(word in lowered for word in _SECRET_WORDS)
 
 
