@@ -263,3 +263,43 @@ def test_parse_endpoint_forms() -> None:
     assert e.host_header == b"[::1]:8080" and e.target == b"/"
     with pytest.raises(ValueError):
         parse_endpoint("ftp://x/y")
+
+
+async def test_https_with_a_trusted_ca_and_a_refused_untrusted_one() -> None:
+    trustme = pytest.importorskip("trustme")
+    import ssl
+
+    ca = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost").configure_cert(server_context)
+
+    async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+            await reader.readexactly(length)
+            writer.write(ok(b'{"tls": true}'))
+            await writer.drain()
+            await reader.read()
+        except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(on_connect, "127.0.0.1", 0, ssl=server_context)
+    port = server.sockets[0].getsockname()[1]
+    endpoint = parse_endpoint(f"https://localhost:{port}/v1/x")
+    client_context = ssl.create_default_context()
+    ca.configure_trust(client_context)
+    trusted = ConnectionPool(ssl_context=client_context)
+    untrusted = ConnectionPool(ssl_context=ssl.create_default_context())
+    try:
+        response = await trusted.request(endpoint, b"", b"{}", timeout=5)
+        assert response.body == b'{"tls": true}'
+        with pytest.raises(TransportError) as refused:
+            await untrusted.request(endpoint, b"", b"{}", timeout=5)
+        assert refused.value.before_response
+    finally:
+        await trusted.close()
+        await untrusted.close()
+        server.close()
