@@ -696,3 +696,37 @@ def test_upstream_error_classification() -> None:
     assert not status_error(401).retryable and status_error(401).fallback_ok
     assert isinstance(UpstreamTimeoutError("t"), UpstreamError)
     assert UpstreamTimeoutError("t").retryable
+
+
+async def test_bad_credentials_on_one_deployment_try_its_sibling_not_itself_again() -> None:
+    router, sleeps = make_router([dep("a"), dep("b")], num_retries=3)
+    script = Script({"a": status_error(401), "b": status_error(401)})
+    with pytest.raises(UpstreamStatusError) as error:
+        await router.route("g", script)
+    assert error.value.status == 401
+    assert sorted(script.calls) == ["a", "b"]  # each once: a 401 is not transient
+    assert sleeps.waits == []
+    router, _ = make_router([dep("a"), dep("b")], num_retries=3)
+    script = Script({"a": status_error(403), "b": "sibling answer"})
+    routed = await router.route("g", script)
+    assert routed.value == "sibling answer"
+
+
+async def test_fallbacks_written_for_a_group_apply_through_its_alias() -> None:
+    router, _ = make_router(
+        [dep("a", "g"), dep("f", "fb")],
+        aliases={"nice-name": "g"},
+        num_retries=0,
+        fallbacks={"g": ["fb"]},
+    )
+    script = Script({"a": status_error(500), "f": "from fallback"})
+    routed = await router.route("nice-name", script)
+    assert routed.value == "from fallback" and routed.fallbacks == 1
+
+
+async def test_time_spent_waiting_between_retries_is_reported() -> None:
+    router, _ = make_router([dep("a")], num_retries=2)
+    script = Script({"a": [status_error(429, retry_after=1.5), status_error(503), "ok"]})
+    routed = await router.route("g", script)
+    assert routed.value == "ok"
+    assert routed.waited_seconds == pytest.approx(1.5 + 0.1)

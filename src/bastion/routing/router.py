@@ -43,6 +43,7 @@ class Routed(Generic[T]):
     deployment: Deployment
     retries: int
     fallbacks: int
+    waited_seconds: float = 0.0
 
 
 class Router:
@@ -60,11 +61,17 @@ class Router:
         self._rng = rng or random.Random()
         self._sleep = sleep
 
+    def canonical_group(self, name: str) -> str:
+        """The group a requested name resolves to (an alias names its target)."""
+        return self.table.aliases.get(name, name)
+
     def fallback_chain(self, group: str, override: Sequence[str] | None = None) -> list[str]:
         if override is not None:
             chain = list(override)
         else:
             configured = (self.policy.fallbacks or {}).get(group)
+            if configured is None:
+                configured = (self.policy.fallbacks or {}).get(self.canonical_group(group))
             chain = list(configured if configured is not None else self.policy.default_fallbacks)
         chain = [g for g in chain if g != group]
         return chain[: self.policy.max_fallbacks]
@@ -95,10 +102,11 @@ class Router:
                     chain.append((name, group))
         last_error: BastionError | None = None
         retries_done = 0
+        waits = [0.0]
         for fallback_index, (name, group) in enumerate(chain):
             try:
                 value, deployment, retries = await self._try_group(
-                    name, group, attempt, retries_allowed
+                    name, group, attempt, retries_allowed, waits
                 )
             except _GroupFailed as failed:
                 retries_done += failed.retries
@@ -106,7 +114,7 @@ class Router:
                 if isinstance(failed.error, UpstreamError) and not failed.error.fallback_ok:
                     raise failed.error from None
                 continue
-            return Routed(value, deployment, retries_done + retries, fallback_index)
+            return Routed(value, deployment, retries_done + retries, fallback_index, waits[0])
         assert last_error is not None
         raise last_error
 
@@ -116,20 +124,23 @@ class Router:
         group: list[Deployment],
         attempt: Callable[[Deployment], Awaitable[T]],
         retries_allowed: int,
+        waits: list[float],
     ) -> tuple[T, Deployment, int]:
         tried: set[str] = set()
         error: BastionError | None = None
         for attempt_no in range(retries_allowed + 1):
             available = [d for d in group if not self.cooldowns.is_cooling(d.id)]
             if not available:
-                error = self._all_cooling(name, group)
-                raise _GroupFailed(error, attempt_no)
+                # The failure that cooled the last deployment says more than "all cooling".
+                raise _GroupFailed(error or self._all_cooling(name, group), max(attempt_no - 1, 0))
             fresh = [d for d in available if d.id not in tried]
             if attempt_no and not fresh and isinstance(error, UpstreamError):
+                # Only a transient failure is worth repeating on the same deployment.
                 wait = self._wait_before_same_deployment(error, attempt_no)
-                if wait is None:
-                    raise _GroupFailed(error, attempt_no)
+                if wait is None or not error.retryable:
+                    raise _GroupFailed(error, attempt_no - 1)
                 await self._sleep(wait)
+                waits[0] += wait
             deployment = pick_weighted(fresh or available, self._rng)
             try:
                 return await attempt(deployment), deployment, attempt_no
@@ -137,7 +148,9 @@ class Router:
                 self.cooldowns.record_failure(deployment.id, exc, len(group))
                 error = exc
                 tried.add(deployment.id)
-                if not exc.retryable:
+                # A rejected request fails the same everywhere; a deployment-level
+                # failure (bad credentials, missing model) may not affect its siblings.
+                if not exc.fallback_ok:
                     raise _GroupFailed(exc, attempt_no) from None
         assert error is not None
         raise _GroupFailed(error, retries_allowed)

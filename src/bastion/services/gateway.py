@@ -66,7 +66,12 @@ class GatewayService:
             fallbacks=_optional_names(body, "fallbacks"),
             use_fallbacks=not body.get("disable_fallbacks", False),
         )
-        outcome = CallOutcome(routed.deployment, routed.retries, routed.fallbacks, upstream_time)
+        outcome = CallOutcome(
+            routed.deployment,
+            routed.retries,
+            routed.fallbacks,
+            upstream_time + routed.waited_seconds,
+        )
         if isinstance(routed.value, ProviderResponse):
             outcome.response = routed.value
         else:
