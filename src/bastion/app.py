@@ -6,6 +6,7 @@ import logging
 import os
 from dataclasses import dataclass
 from importlib import resources
+from typing import Any
 
 from bastion.config.loader import LoadedConfig, load_config_file, load_config_text
 from bastion.config.model import ProxyConfig
@@ -84,7 +85,7 @@ def build_runtime(loaded: LoadedConfig) -> Runtime:
     config = loaded.config
     http = UpstreamHTTP()
     registry = ProviderRegistry(http)
-    deployments = build_deployments(config, registry, loaded.source)
+    deployments = build_deployments(config, registry, loaded.source, loaded.warnings)
 
     def wildcard_deployment(template: Deployment, matched: str) -> Deployment:
         params = dict(template.params)
@@ -98,13 +99,21 @@ def build_runtime(loaded: LoadedConfig) -> Runtime:
         except (UnknownProviderError, ValueError) as exc:
             raise NotFoundError(f"model '{name}': {exc}", param="model") from None
 
-    table = ModelTable(deployments, config.router_settings.model_group_alias, wildcard_deployment)
     router_settings = config.router_settings
     extra = config.litellm_settings.model_extra or {}
+
+    def router_value(name: str) -> Any:
+        """router_settings wins; LiteLLM also reads these from litellm_settings."""
+        if name in router_settings.model_fields_set or name not in extra:
+            return getattr(router_settings, name)
+        return extra[name]
+
+    aliases = {**(extra.get("model_group_alias") or {}), **router_settings.model_group_alias}
+    table = ModelTable(deployments, aliases, wildcard_deployment)
     cooldowns = CooldownTracker(
-        allowed_fails=router_settings.allowed_fails,
-        cooldown_time=router_settings.cooldown_time,
-        disabled=router_settings.disable_cooldowns or bool(extra.get("disable_cooldowns")),
+        allowed_fails=int(router_value("allowed_fails")),
+        cooldown_time=float(router_value("cooldown_time")),
+        disabled=bool(router_value("disable_cooldowns")),
         allowed_fails_policy=router_settings.allowed_fails_policy,
     )
     fallbacks: dict[str, list[str]] = {}

@@ -143,7 +143,7 @@ def test_realistic_config_loads_with_resolved_env_values() -> None:
     loaded = load(AZURE_CREDENTIAL_CONFIG)
     config = loaded.config
 
-    assert loaded.warnings == []
+    assert [w for w in loaded.warnings if "environment variable" in w] == []
     assert config.general_settings.master_key == "sk-master-test"
     assert config.credential_list[0].credential_values == {
         "api_key": "azure-secret-key",
@@ -344,8 +344,42 @@ def test_unknown_non_typo_keys_are_warnings_not_errors() -> None:
             "router_settings.brand_new_router_knob: not a setting Bastion knows; ignored",
             "litellm_settings.completely_unrelated_thing: not a setting Bastion knows; ignored",
             "general_settings.my_custom_setting: not a setting Bastion knows; ignored",
+            "litellm_settings.s3_callback_params: accepted, but not acted on by this version",
         ]
     )
+
+
+def test_settings_accepted_but_not_acted_on_are_named_in_warnings() -> None:
+    loaded = load(
+        """
+        router_settings:
+          routing_strategy: least-busy
+          redis_host: localhost
+        litellm_settings:
+          success_callback: [prometheus]
+          max_budget: 100
+          cache: false
+          fallbacks: [{a: [b]}]
+        general_settings:
+          allowed_ips: [10.0.0.1]
+        model_list:
+          - model_name: a
+            litellm_params: {model: fake/a}
+          - model_name: b
+            litellm_params: {model: fake/b}
+        """
+    )
+    joined = "\n".join(loaded.warnings)
+    for name in (
+        "router_settings.routing_strategy",
+        "router_settings.redis_host",
+        "litellm_settings.success_callback",
+        "litellm_settings.max_budget",
+        "general_settings.allowed_ips",
+    ):
+        assert name in joined
+    assert "litellm_settings.cache" not in joined  # false: nothing asked for
+    assert "litellm_settings.fallbacks" not in joined  # read like router_settings.fallbacks
 
 
 def test_per_deployment_num_retries_is_accepted_and_not_sent_upstream() -> None:

@@ -234,3 +234,48 @@ LITELLM_PARAMS = frozenset(
 
 # Capability flags and cost fields are open-ended: never typos.
 MODEL_INFO: frozenset[str] = frozenset()
+
+# Settings Bastion reads from litellm_settings although LiteLLM documents them under
+# router_settings too (router_settings wins when both are set).
+LITELLM_SETTINGS_ROUTER_ALIASES = frozenset(
+    {
+        "fallbacks",
+        "default_fallbacks",
+        "allowed_fails",
+        "cooldown_time",
+        "disable_cooldowns",
+        "model_group_alias",
+        "context_window_fallbacks",
+        "content_policy_fallbacks",
+        "retry_policy",
+        "request_timeout",
+    }
+)
+
+# Modelled settings this version accepts but does not act on yet: a warning names them.
+NOT_YET_ACTED_ON: dict[str, frozenset[str]] = {
+    "router_settings": frozenset(
+        {
+            "context_window_fallbacks",
+            "content_policy_fallbacks",
+            "retry_policy",
+            "enable_pre_call_checks",
+            "redis_host",
+            "redis_port",
+            "redis_password",
+            "redis_url",
+        }
+    ),
+    "litellm_settings": frozenset(
+        {
+            "callbacks",
+            "success_callback",
+            "failure_callback",
+            "cache",
+            "cache_params",
+            "max_budget",
+            "budget_duration",
+        }
+    ),
+    "general_settings": frozenset({"database_url", "disable_spend_logs"}),
+}

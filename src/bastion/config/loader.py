@@ -74,7 +74,39 @@ def load_config_mapping(raw: Mapping[str, Any], source: str = "<config>") -> Loa
         problems.extend(_describe_validation_error(exc))
     if problems:
         raise ConfigError(source, problems)
+    warnings.extend(_inert_settings(resolved))
     return LoadedConfig(config=config, source=source, warnings=warnings)
+
+
+def _inert_settings(raw: Mapping[str, Any]) -> list[str]:
+    """Settings present in the file that this version accepts but does not act on."""
+    notes: list[str] = []
+    accepted_only = {
+        "router_settings": known_keys.ROUTER_SETTINGS,
+        "litellm_settings": known_keys.LITELLM_SETTINGS
+        - known_keys.LITELLM_SETTINGS_ROUTER_ALIASES,
+        "general_settings": known_keys.GENERAL_SETTINGS,
+    }
+    for section, names in accepted_only.items():
+        values = raw.get(section)
+        if not isinstance(values, dict):
+            continue
+        inert = names | known_keys.NOT_YET_ACTED_ON.get(section, frozenset())
+        for name, value in values.items():
+            if name in inert and value not in (None, False, [], {}, ""):
+                notes.append(f"{section}.{name}: accepted, but not acted on by this version")
+    router = raw.get("router_settings")
+    if isinstance(router, dict):
+        strategy = router.get("routing_strategy")
+        if strategy not in (None, "simple-shuffle"):
+            notes.append(
+                f"router_settings.routing_strategy: '{strategy}' is not implemented in this "
+                "version; simple-shuffle is used"
+            )
+    for key in ("guardrails", "mcp_servers", "prompts", "vector_store_registry", "search_tools"):
+        if raw.get(key):
+            notes.append(f"{key}: accepted, but not acted on by this version")
+    return notes
 
 
 def _parse_yaml(text: str, source: str) -> dict[str, Any]:

@@ -68,11 +68,56 @@ COMPLETION_PARAMS = frozenset(
 )
 EMBEDDING_PARAMS = frozenset({"model", "input", "dimensions", "encoding_format", "user"})
 
+# Fields some OpenAI-compatible servers take beyond OpenAI's own (vLLM, Ollama, Together,
+# OpenRouter, Mistral, Perplexity, xAI…): accepted as litellm_params defaults.
+PROVIDER_EXTRA_PARAMS = frozenset(
+    {
+        "top_k",
+        "min_p",
+        "top_a",
+        "typical_p",
+        "repetition_penalty",
+        "length_penalty",
+        "input_type",
+        "truncate",
+        "embedding_types",
+        "safe_prompt",
+        "random_seed",
+        "reasoning",
+        "thinking",
+        "chat_template_kwargs",
+        "guided_json",
+        "guided_regex",
+        "guided_choice",
+        "guided_grammar",
+        "skip_special_tokens",
+        "include_stop_str_in_output",
+        "keep_alive",
+        "options",
+        "num_ctx",
+        "format",
+        "search_parameters",
+        "return_citations",
+        "return_images",
+        "search_domain_filter",
+        "search_recency_filter",
+        "transforms",
+        "route",
+        "provider",
+        "models",
+        "documents",
+        "citation_options",
+        "enable_thinking",
+    }
+)
+
 KNOWN_PARAMS: dict[Operation, frozenset[str]] = {
     Operation.CHAT: CHAT_PARAMS,
     Operation.COMPLETION: COMPLETION_PARAMS,
     Operation.EMBEDDING: EMBEDDING_PARAMS,
 }
+
+REQUEST_PARAMS = CHAT_PARAMS | COMPLETION_PARAMS | EMBEDDING_PARAMS | PROVIDER_EXTRA_PARAMS
 
 # Request fields that steer the gateway (LiteLLM's names) and never go upstream.
 GATEWAY_FIELDS = frozenset(

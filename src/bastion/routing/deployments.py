@@ -11,6 +11,7 @@ from bastion.config.known_keys import LITELLM_PARAMS
 from bastion.config.model import ModelEntry, ProxyConfig
 from bastion.core.deployment import Deployment
 from bastion.core.errors import ConfigError
+from bastion.dialects.openai_params import REQUEST_PARAMS
 from bastion.providers.registry import ProviderRegistry, UnknownProviderError
 
 # litellm_params that configure the deployment itself; everything else is a default
@@ -74,8 +75,12 @@ def deployment_id(entry: ModelEntry) -> str:
 
 
 def build_deployments(
-    config: ProxyConfig, registry: ProviderRegistry, source: str = "<config>"
+    config: ProxyConfig,
+    registry: ProviderRegistry,
+    source: str = "<config>",
+    warnings: list[str] | None = None,
 ) -> list[Deployment]:
+    """Every deployment of ``model_list``; problems raise ConfigError, notes go to warnings."""
     problems: list[str] = []
     credentials = {c.credential_name: c.credential_values for c in config.credential_list}
     seen_ids: dict[str, int] = {}
@@ -101,6 +106,13 @@ def build_deployments(
             )
             continue
         seen_ids[ident] = index
+        for name in unused_params(params):
+            if warnings is not None:
+                warnings.append(
+                    f"{path}.litellm_params.{name}: not a setting or request field Bastion "
+                    "knows, so it is not sent upstream (put provider-specific request fields "
+                    "under extra_body)"
+                )
         try:
             deployments.append(
                 make_deployment(
@@ -160,18 +172,34 @@ def make_deployment(
         mock_response=params.get("mock_response"),
         drop_params=config.litellm_settings.drop_params if drop is None else drop,
         extra_headers={**(params.get("headers") or {}), **(params.get("extra_headers") or {})},
-        default_params={
-            k: v
-            for k, v in params.items()
-            if k not in _DEPLOYMENT_FIELDS
-            and k not in LITELLM_PARAMS  # LiteLLM settings, never request fields
-            and not k.startswith(_PROVIDER_SETTING_PREFIXES)
-        },
+        default_params=request_defaults(params),
         params=params,
         model_info={k: v for k, v in model_info.items() if v is not None},
     )
     provider.configure(deployment)
     return deployment
+
+
+def request_defaults(params: dict[str, Any]) -> dict[str, Any]:
+    """The litellm_params that are request fields: defaults the client's body overrides."""
+    defaults = {k: v for k, v in params.items() if k in REQUEST_PARAMS and k != "model"}
+    extra_body = params.get("extra_body")
+    if isinstance(extra_body, dict):
+        defaults.update(extra_body)
+    return defaults
+
+
+def unused_params(params: dict[str, Any]) -> list[str]:
+    """litellm_params that are neither settings nor request fields: they go nowhere."""
+    return [
+        k
+        for k in params
+        if k not in _DEPLOYMENT_FIELDS
+        and k not in LITELLM_PARAMS
+        and k not in REQUEST_PARAMS
+        and k != "extra_body"
+        and not k.startswith(_PROVIDER_SETTING_PREFIXES)
+    ]
 
 
 def _check_fallbacks(config: ProxyConfig, groups: set[str]) -> list[str]:
