@@ -162,17 +162,19 @@ def upstream_body(
     defaults: dict[str, Any],
     drop_params: bool,
     unsupported: frozenset[str],
+    also_drop: frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
     """The body to send upstream: model replaced, gateway fields removed, defaults added.
 
     ``metadata`` goes upstream only with ``store: true`` (OpenAI's stored completions);
     otherwise it is the gateway's, as in LiteLLM. With ``drop_params`` every field the
-    operation does not define, and every field the vendor lacks, is dropped.
+    operation does not define, and every field the vendor lacks, is dropped; fields in
+    ``also_drop`` (a request's ``additional_drop_params``) are dropped in any case.
     """
     out: dict[str, Any] = {}
     known = KNOWN_PARAMS[operation]
     for name, value in body.items():
-        if name in GATEWAY_FIELDS:
+        if name in GATEWAY_FIELDS or name in also_drop:
             continue
         if name == "metadata" and body.get("store") is not True:
             continue
@@ -180,7 +182,7 @@ def upstream_body(
             continue
         out[name] = value
     for name, value in defaults.items():
-        if name not in out and not (drop_params and name not in known):
+        if name not in out and name not in also_drop and not (drop_params and name not in known):
             out[name] = value
     out["model"] = upstream_model
     return out

@@ -11,9 +11,14 @@ from bastion.core.deployment import Deployment, Operation
 
 @dataclass(slots=True)
 class ProviderCall:
+    """One call's input. The optional fields are per-request overrides of the deployment's."""
+
     operation: Operation
     body: dict[str, Any]
     stream: bool = False
+    timeout: float | None = None
+    drop_params: bool | None = None
+    also_drop: frozenset[str] = frozenset()
 
 
 @dataclass(slots=True)

@@ -65,7 +65,10 @@ class OpenAICompatibleProvider:
             call.operation,
             deployment.upstream_model,
             defaults=deployment.default_params,
-            drop_params=bool(deployment.drop_params),
+            drop_params=bool(
+                deployment.drop_params if call.drop_params is None else call.drop_params
+            ),
+            also_drop=call.also_drop,
             unsupported=self.vendor.unsupported_params,
         )
         return orjson.dumps(body)
@@ -78,7 +81,7 @@ class OpenAICompatibleProvider:
             deployment.request_headers,
             deployment.request_head,
             provider=self.name,
-            timeout=deployment.timeout,
+            timeout=call.timeout or deployment.timeout,
             secrets=(deployment.api_key,),
         )
         return ProviderResponse(status, body, content_type)
@@ -91,7 +94,7 @@ class OpenAICompatibleProvider:
             deployment.request_headers,
             deployment.request_head,
             provider=self.name,
-            stream_timeout=deployment.stream_timeout or deployment.timeout,
+            stream_timeout=call.timeout or deployment.stream_timeout or deployment.timeout,
             secrets=(deployment.api_key,),
         )
 

@@ -29,11 +29,29 @@ class GatewayService:
 
     async def call(self, operation: Operation, body: dict[str, Any], stream: bool) -> CallOutcome:
         model = body["model"]
-        call = ProviderCall(operation, body, stream)
+        call = ProviderCall(
+            operation,
+            body,
+            stream,
+            timeout=_optional_seconds(body, "timeout")
+            or _optional_seconds(body, "request_timeout"),
+            drop_params=_optional_bool(body, "drop_params"),
+            also_drop=frozenset(_optional_names(body, "additional_drop_params") or ()),
+        )
+        # LiteLLM's mock_testing_fallbacks: the requested group fails, to exercise fallbacks.
+        failing_group = (
+            self.router.table.lookup(model) if body.get("mock_testing_fallbacks") else None
+        )
         upstream_time = 0.0
 
         async def attempt(deployment: Deployment) -> ProviderResponse | ProviderStream:
             nonlocal upstream_time
+            if failing_group and deployment in failing_group:
+                raise UpstreamStatusError(
+                    "mock_testing_fallbacks: the requested model group fails on purpose",
+                    status=500,
+                    provider=deployment.provider_name,
+                )
             provider = self._provider_for(deployment, body)
             if not provider.supports(operation):
                 raise UpstreamStatusError(
@@ -91,6 +109,22 @@ def _optional_int(body: dict[str, Any], name: str) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise InvalidRequestError(f"'{name}' must be a non-negative integer", param=name)
     return value
+
+
+def _optional_seconds(body: dict[str, Any], name: str) -> float | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise InvalidRequestError(f"'{name}' must be a positive number of seconds", param=name)
+    return float(value)
+
+
+def _optional_bool(body: dict[str, Any], name: str) -> bool | None:
+    value = body.get(name)
+    if value is None or isinstance(value, bool):
+        return value
+    raise InvalidRequestError(f"'{name}' must be true or false", param=name)
 
 
 def _optional_names(body: dict[str, Any], name: str) -> list[str] | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
@@ -82,7 +83,7 @@ class HealthChecker:
             d
             for d in self.deployments
             if (model is None or model in (d.model_name, d.params.get("model")))
-            and "*" not in d.model_name
+            and ("*" not in d.model_name or d.model_info.get("health_check_model"))
         ]
         report = HealthReport(checked_at=time.time())
         results = await asyncio.gather(*(self._check_one(d) for d in targets))
@@ -105,8 +106,12 @@ class HealthChecker:
         operation, template = probe
         if deployment.missing_credential and deployment.mock_response is None:
             return "unhealthy", deployment.missing_credential
-        model = deployment.model_info.get("health_check_model") or deployment.model_name
-        call = ProviderCall(operation, {"model": model, **template})
+        check_model = deployment.model_info.get("health_check_model")
+        if check_model:
+            # Probe this model instead (how a wildcard deployment is checked).
+            upstream = str(check_model).removeprefix(f"{deployment.provider_name}/")
+            deployment = dataclasses.replace(deployment, upstream_model=upstream)
+        call = ProviderCall(operation, {"model": deployment.model_name, **template})
         provider = self._fake if deployment.mock_response is not None else deployment.provider
         try:
             await asyncio.wait_for(provider.send(deployment, call), self.timeout)

@@ -126,6 +126,7 @@ async def relay_stream(
 
 
 async def send_error(send: Send, error: BastionError, call_id: str) -> None:
+    call_id = call_id or str(uuid.uuid4())
     headers: Headers = [(b"x-litellm-call-id", call_id.encode()), _VERSION_HEADER]
     headers.extend((k.encode("latin-1"), v.encode("latin-1")) for k, v in error.headers.items())
     await send_response(send, error.status, openai_error_body(error), headers)
