@@ -1,0 +1,1 @@
+"""End-to-end tests: the real ``bastion serve`` process against real mock upstreams."""

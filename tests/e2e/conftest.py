@@ -1,0 +1,43 @@
+"""Fixtures for the end-to-end tests: one pool of mock upstreams per module."""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Iterator
+from typing import Any
+
+import pytest
+
+from tests.e2e.helpers import MockPool
+from tests.support.gateway import GatewayProcess
+
+
+@pytest.fixture(scope="module")
+def mocks() -> Iterator[MockPool]:
+    pool = MockPool()
+    yield pool
+    pool.stop_all()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_mocks(mocks: MockPool) -> None:
+    """Each test starts with no queued faults and no recorded requests."""
+    mocks.reset()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[Any]:
+    """On failure, attach the tail of every gateway log the test used."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.when != "call" or not report.failed:
+        return
+    for name, value in getattr(item, "funcargs", {}).items():
+        gateways = (
+            [value]
+            if isinstance(value, GatewayProcess)
+            else [
+                v for v in getattr(value, "__dict__", {}).values() if isinstance(v, GatewayProcess)
+            ]
+        )
+        for gw in gateways:
+            report.sections.append((f"gateway log ({name})", gw.log()[-6000:]))
