@@ -39,6 +39,7 @@ class Pair:
     direct: WrkResult | None = None
     gateway: WrkResult | None = None
     upstream_requests: int | None = None  # what the mock saw during the gateway run
+    layout: str = ""  # CPU pinning used for this scenario
     error: str | None = None
 
     def warnings(self) -> list[str]:
@@ -199,6 +200,7 @@ def write_json(path: Path, meta: dict[str, Any], runs: list[TargetRun]) -> None:
             "added_p50_ms": added[0] if added else None,
             "added_p99_ms": added[1] if added else None,
             "upstream_requests": pair.upstream_requests,
+            "pinning": pair.layout,
             "problems": pair.problems(),
             "warnings": pair.warnings(),
         }

@@ -20,11 +20,12 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pinning
 from cpu_meter import measure_foreign, wait_for_idle
+from pinning import PinPlan
 from processes import Service, free_port, http_get, spawn, wait_ready, worker_memory
 from report import (
     NOISE_WARN_PCT,
@@ -40,40 +41,6 @@ from targets import BENCH_DIR, REPO, Target, bastion_target, litellm_target, pro
 from wrk_runner import WrkResult, ensure_wrk, run_wrk
 
 MASTER_KEY = "sk-bench-master"
-
-
-@dataclass(frozen=True)
-class Pinning:
-    """CPU lists for taskset; None means that process is not pinned."""
-
-    wrk: str | None
-    mock: str | None
-    gateway: str | None
-
-    def describe(self) -> str:
-        if self.wrk is None:
-            return "none (the OS schedules wrk, the mock and the gateway on all cores)"
-        return f"wrk on CPU {self.wrk}, mock on CPU {self.mock}, gateway on CPU {self.gateway}"
-
-
-PIN_MODES = {
-    # Gateway alone on one core; load generator and upstream share the other.
-    "split": ("first", "first", "last"),
-    # wrk alone on one core; the mock and the gateway share the other.
-    "wrk-alone": ("first", "last", "last"),
-}
-
-
-def plan_pinning(mode: str) -> Pinning:
-    cpus = sorted(os.sched_getaffinity(0))
-    if mode == "none":
-        return Pinning(None, None, None)
-    if len(cpus) < 2:
-        print("only one CPU available: running without pinning", flush=True)
-        return Pinning(None, None, None)
-    sets = {"first": ",".join(map(str, cpus[:-1])), "last": str(cpus[-1])}
-    wrk, mock, gateway = (sets[which] for which in PIN_MODES[mode])
-    return Pinning(wrk, mock, gateway)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -98,9 +65,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--pin",
-        choices=[*PIN_MODES, "none"],
-        default="split",
-        help="CPU pinning with taskset (default: split; see bench/README.md)",
+        choices=pinning.MODES,
+        default="auto",
+        help="CPU pinning (default: auto; see bench/README.md)",
     )
     parser.add_argument(
         "--wait-idle",
@@ -126,10 +93,10 @@ def build_scenarios(args: argparse.Namespace) -> list[Scenario]:
 
 
 @contextmanager
-def running_mock(out_dir: Path, pin: Pinning) -> Iterator[Service]:
+def running_mock(out_dir: Path, pin: PinPlan) -> Iterator[Service]:
     port = free_port()
     cmd = [sys.executable, str(BENCH_DIR / "fast_mock.py"), "--port", str(port)]
-    mock = spawn("fast_mock", cmd, port, out_dir / "mock.log", cpus=pin.mock)
+    mock = spawn("fast_mock", cmd, port, out_dir / "mock.log", cpus=pin.multi.mock)
     try:
         wait_ready(mock, "/health", timeout_s=15)
         yield mock
@@ -144,18 +111,22 @@ def mock_requests(mock: Service) -> int | None:
 
 class Bench:
     def __init__(
-        self, args: argparse.Namespace, wrk: str, pin: Pinning, mock: Service, out_dir: Path
+        self, args: argparse.Namespace, wrk: str, pin: PinPlan, mock: Service, out_dir: Path
     ) -> None:
         self.args, self.wrk, self.pin, self.mock, self.out_dir = args, wrk, pin, mock, out_dir
         self.scenarios = build_scenarios(args)
 
     def measure(self, port: int, scenario: Scenario, pids: list[int]) -> WrkResult:
+        """wrk against port; pids = [mock, gateway?], pinned first per the scenario's layout."""
+        layout = self.pin.layout(scenario.connections)
+        for pid, cpus in zip(pids, (layout.mock, layout.gateway), strict=False):
+            pinning.pin_tree(pid, cpus)
         url = f"http://127.0.0.1:{port}"
         common: dict[str, Any] = {
             "connections": scenario.connections,
             "key": MASTER_KEY,
             "stream": scenario.stream,
-            "cpus": self.pin.wrk,
+            "cpus": layout.wrk,
         }
         if self.args.warmup > 0:
             run_wrk(self.wrk, url, duration_s=self.args.warmup, **common)
@@ -166,6 +137,7 @@ class Bench:
         return result
 
     def direct(self, pair: Pair, pids: list[int]) -> None:
+        pair.layout = self.pin.layout(pair.scenario.connections).describe()
         pair.direct = self.measure(self.mock.port, pair.scenario, pids)
         _say(pair.scenario.name, "direct", pair.direct)
 
@@ -182,7 +154,7 @@ class Bench:
         print(f"\n== {target.name}: {run.command}", flush=True)
         try:
             service = spawn(
-                target.name, cmd, port, log_path, self.gateway_env(target), self.pin.gateway
+                target.name, cmd, port, log_path, self.gateway_env(target), self.pin.multi.gateway
             )
         except OSError as exc:
             run.skipped = f"cannot start {cmd[0]}: {exc}"
@@ -270,7 +242,7 @@ def build_targets(args: argparse.Namespace, out_dir: Path) -> tuple[list[Target]
     return targets, skipped
 
 
-def metadata(args: argparse.Namespace, wrk: str, pin: Pinning) -> dict[str, Any]:
+def metadata(args: argparse.Namespace, wrk: str, pin: PinPlan) -> dict[str, Any]:
     def out(cmd: list[str]) -> str:
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
         return (proc.stdout or proc.stderr).strip()
@@ -301,7 +273,7 @@ def metadata(args: argparse.Namespace, wrk: str, pin: Pinning) -> dict[str, Any]
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     wrk = ensure_wrk()
-    pin = plan_pinning(args.pin)
+    pin = pinning.plan(args.pin)
     out_dir = args.results_dir / time.strftime("%Y%m%d-%H%M%S")
     out_dir.mkdir(parents=True, exist_ok=True)
     meta = metadata(args, wrk, pin)
