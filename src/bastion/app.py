@@ -28,6 +28,8 @@ from bastion.services.health import HealthChecker
 logger = logging.getLogger("bastion")
 
 CONFIG_ENV = "BASTION_CONFIG"
+LOG_LEVEL_ENV = "BASTION_LOG_LEVEL"
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 DEFAULT_NUM_RETRIES = 2
 DEFAULT_MAX_BODY_MB = 100.0
 
@@ -164,6 +166,14 @@ def create_app(loaded: LoadedConfig) -> BastionApp:
     return BastionApp(llm, info, runtime)
 
 
+def configure_logging() -> None:
+    """Plain log lines at BASTION_LOG_LEVEL, in the serving process and every worker."""
+    level = os.environ.get(LOG_LEVEL_ENV, "info").upper()
+    logging.basicConfig(level=level, format=LOG_FORMAT)
+    logging.getLogger().setLevel(level)
+
+
 def create_app_from_env() -> BastionApp:
     """Factory for worker processes: the config path comes from BASTION_CONFIG."""
+    configure_logging()
     return create_app(load_config(os.environ.get(CONFIG_ENV) or None))

@@ -12,8 +12,6 @@ from collections.abc import Sequence
 from bastion import __version__
 from bastion.core.errors import ConfigError
 
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-
 
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
@@ -74,21 +72,18 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _config_check(path: str) -> int:
+    from bastion.app import build_runtime
     from bastion.config.loader import load_config_file
-    from bastion.providers.http import UpstreamHTTP
-    from bastion.providers.registry import ProviderRegistry
-    from bastion.routing.deployments import build_deployments
 
     try:
         loaded = load_config_file(path)
-        deployments = build_deployments(loaded.config, ProviderRegistry(UpstreamHTTP()), path)
+        runtime = build_runtime(loaded)
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)
         return 1
-    config = loaded.config
     print(f"{path}: OK")
     groups: dict[str, list[str]] = {}
-    for d in deployments:
+    for d in runtime.deployments:
         note = f"  [{d.missing_credential}]" if d.missing_credential else ""
         groups.setdefault(d.model_name, []).append(
             f"{d.provider_name}/{d.upstream_model} at {d.api_base or '-'} (id {d.id[:12]}){note}"
@@ -98,30 +93,40 @@ def _config_check(path: str) -> int:
         print(f"  {name}")
         for row in rows:
             print(f"    - {row}")
-    router = config.router_settings
+    for alias, target in runtime.table.aliases.items():
+        print(f"alias: {alias} -> {target}")
+    policy = runtime.router.policy
+    cooldowns = runtime.router.cooldowns
     print(
-        f"routing: {router.routing_strategy}, num_retries "
-        f"{router.num_retries if router.num_retries is not None else 'default (2)'}, "
-        f"allowed_fails {router.allowed_fails}, cooldown_time {router.cooldown_time:g}s"
+        f"routing: simple-shuffle, num_retries {policy.num_retries}, "
+        f"allowed_fails {cooldowns.allowed_fails}, cooldown_time {cooldowns.cooldown_time:g}s"
+        + (" (cooldowns disabled)" if cooldowns.disabled else "")
     )
-    for rule in router.fallbacks:
-        for group, targets in rule.items():
-            print(f"fallbacks: {group} -> {', '.join(targets)}")
-    master = config.general_settings.master_key or os.environ.get("LITELLM_MASTER_KEY")
-    print("auth: master key set" if master else "auth: NO MASTER KEY - the gateway would be open")
+    for group, targets in (policy.fallbacks or {}).items():
+        print(f"fallbacks: {group} -> {', '.join(targets)}")
+    if policy.default_fallbacks:
+        print(f"default fallbacks: {', '.join(policy.default_fallbacks)}")
+    print(
+        "auth: master key set"
+        if not runtime.auth.open_access
+        else "auth: NO MASTER KEY - the gateway would be open"
+    )
     for warning in loaded.warnings:
         print(f"warning: {warning}")
     return 0
 
 
 def _serve(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=args.log_level.upper(), format=LOG_FORMAT)
-    from bastion.app import CONFIG_ENV, create_app, load_config
+    from bastion.app import CONFIG_ENV, LOG_LEVEL_ENV, configure_logging, create_app, load_config
 
+    os.environ[LOG_LEVEL_ENV] = args.log_level
+    configure_logging()
     config_path = os.path.abspath(args.config) if args.config else None
     try:
         loaded = load_config(config_path)
-        app = create_app(loaded) if args.workers <= 1 else None
+        # Built in the parent even when workers build their own: a config that cannot
+        # work stops here with one clear message, not with each worker's traceback.
+        app = create_app(loaded)
     except ConfigError as exc:
         print(f"bastion: {exc}", file=sys.stderr)
         return 1
@@ -144,7 +149,7 @@ def _serve(args: argparse.Namespace) -> int:
         "backlog": 4096,
         "log_config": None,
     }
-    if app is not None:
+    if args.workers <= 1:
         # After a graceful shutdown uvicorn restores this handler and re-raises the
         # SIGTERM it caught; without it the process would die "killed by SIGTERM"
         # (status 143) instead of exiting 0 as it does with --workers N.
