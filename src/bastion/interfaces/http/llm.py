@@ -29,7 +29,6 @@ logger = logging.getLogger("bastion.http")
 
 _VERSION_HEADER = (b"x-litellm-version", __version__.encode())
 _STREAM_HEADERS: Headers = [
-    (b"content-type", b"text/event-stream"),
     (b"cache-control", b"no-cache"),
     (b"x-accel-buffering", b"no"),
 ]
@@ -99,7 +98,11 @@ async def relay_stream(
     watcher = asyncio.create_task(watch_disconnect())
     try:
         await send(
-            {"type": "http.response.start", "status": 200, "headers": [*_STREAM_HEADERS, *headers]}
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", stream.content_type), *_STREAM_HEADERS, *headers],
+            }
         )
         try:
             async for chunk in stream:
