@@ -89,15 +89,15 @@ def _fmt_rps(res: WrkResult | None) -> str:
 
 def _fmt_ms(value: float | None, signed: bool = False) -> str:
     if value is None:
-        return f"{'-':>7}"
-    return f"{value:>+7.3f}" if signed else f"{value:>7.3f}"
+        return f"{'-':>8}"
+    return f"{value:>+8.3f}" if signed else f"{value:>8.3f}"
 
 
 def format_table(runs: list[TargetRun]) -> str:
     tw = max([9, *(len(run.name) + 1 for run in runs)])
     head = (
-        f"{'scenario':<16} {'target':<{tw}}| {'direct rps':>9} {'p50 ms':>7} {'p99 ms':>7} "
-        f"| {'gw rps':>9} {'p50 ms':>7} {'p99 ms':>7} | {'+p50 ms':>7} {'+p99 ms':>7} | notes"
+        f"{'scenario':<16} {'target':<{tw}}| {'direct rps':>9} {'p50 ms':>8} {'p99 ms':>8} "
+        f"| {'gw rps':>9} {'p50 ms':>8} {'p99 ms':>8} | {'+p50 ms':>8} {'+p99 ms':>8} | notes"
     )
     lines = [head, "-" * len(head)]
     for run in runs:
