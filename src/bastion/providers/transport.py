@@ -207,7 +207,7 @@ class _Connection(asyncio.Protocol):
         return body
 
     async def next_chunk(self) -> bytes | None:
-        """The next body chunk of a streamed response; None at the end."""
+        """The body bytes received so far and not yet taken; None at the end."""
         while not self._chunks:
             if self._error is not None:
                 raise self._error
@@ -218,7 +218,13 @@ class _Connection(asyncio.Protocol):
                 await self._chunk_waiter
             finally:
                 self._chunk_waiter = None
-        chunk = self._chunks.popleft()
+        # Everything that has arrived goes out as one piece: one write to the client
+        # instead of one per upstream chunk, and no waiting for more.
+        if len(self._chunks) == 1:
+            chunk = self._chunks.popleft()
+        else:
+            chunk = b"".join(self._chunks)
+            self._chunks.clear()
         self._buffered -= len(chunk)
         if self._paused and self._buffered < STREAM_HIGH_WATER // 2 and self.transport:
             self.transport.resume_reading()
