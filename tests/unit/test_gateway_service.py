@@ -9,6 +9,7 @@ import pytest
 from bastion.app import build_runtime
 from bastion.config.loader import load_config_mapping
 from bastion.core.deployment import Deployment, Operation
+from bastion.core.dialect import Dialect
 from bastion.core.errors import InvalidRequestError
 from bastion.dialects.openai_params import upstream_body
 from bastion.providers.base import ProviderCall, ProviderResponse
@@ -16,6 +17,7 @@ from bastion.providers.base import ProviderCall, ProviderResponse
 
 class Recorder:
     name = "openai"
+    dialects = frozenset({Dialect.OPENAI})
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, ProviderCall]] = []

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from bastion.core.deployment import Deployment, Operation
+from bastion.core.dialect import Dialect
 
 
 @dataclass(slots=True)
@@ -16,6 +17,7 @@ class ProviderCall:
     operation: Operation
     body: dict[str, Any]
     stream: bool = False
+    dialect: Dialect = Dialect.OPENAI
     timeout: float | None = None
     drop_params: bool | None = None
     also_drop: frozenset[str] = frozenset()
@@ -40,6 +42,9 @@ class ProviderStream(Protocol):
 
 class Provider(Protocol):
     name: str
+    # Client dialects this provider takes as they are (the body is not translated);
+    # every provider takes OpenAI's.
+    dialects: frozenset[Dialect]
 
     def configure(self, deployment: Deployment) -> None:
         """Fill defaults (base URL, key from the environment) and precompute headers.

@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 
 from bastion.core.deployment import Deployment, Operation
+from bastion.core.dialect import Dialect
 from bastion.core.errors import UpstreamError, UpstreamStatusError, UpstreamTimeoutError
 from bastion.providers.base import ProviderCall, ProviderResponse, ProviderStream
 
@@ -40,6 +41,7 @@ EMBEDDING_DIMENSIONS = 16
 
 class FakeProvider:
     name = "fake"
+    dialects = frozenset({Dialect.OPENAI})
 
     def configure(self, deployment: Deployment) -> None:
         deployment.api_base = deployment.api_base or "fake://local"

@@ -7,6 +7,7 @@ import os
 import orjson
 
 from bastion.core.deployment import Deployment, Operation
+from bastion.core.dialect import Dialect
 from bastion.dialects.openai_params import upstream_body
 from bastion.providers.base import ProviderCall, ProviderResponse, ProviderStream
 from bastion.providers.http import UpstreamHTTP, encode_headers, open_sse, post_json
@@ -23,6 +24,7 @@ class OpenAICompatibleProvider:
     def __init__(self, vendor: Vendor, http: UpstreamHTTP) -> None:
         self.vendor = vendor
         self.name = vendor.name
+        self.dialects = frozenset({Dialect.OPENAI})
         self._http = http
 
     def configure(self, deployment: Deployment) -> None:

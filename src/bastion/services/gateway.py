@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from bastion.core.deployment import Deployment, Operation
+from bastion.core.dialect import Dialect
 from bastion.core.errors import InvalidRequestError, UpstreamStatusError
+from bastion.dialects.bridge import DialectBridge
+from bastion.dialects.openai_params import GATEWAY_FIELDS
 from bastion.providers.base import Provider, ProviderCall, ProviderResponse, ProviderStream
 from bastion.routing.router import Router
 
@@ -23,16 +28,29 @@ class CallOutcome:
 
 
 class GatewayService:
-    def __init__(self, router: Router, fake_provider: Provider) -> None:
+    def __init__(
+        self,
+        router: Router,
+        fake_provider: Provider,
+        bridges: Mapping[Dialect, DialectBridge] | None = None,
+    ) -> None:
         self.router = router
         self._fake = fake_provider
+        self._bridges = dict(bridges or {})
 
-    async def call(self, operation: Operation, body: dict[str, Any], stream: bool) -> CallOutcome:
+    async def call(
+        self,
+        operation: Operation,
+        body: dict[str, Any],
+        stream: bool,
+        dialect: Dialect = Dialect.OPENAI,
+    ) -> CallOutcome:
         model = body["model"]
         call = ProviderCall(
             operation,
             body,
             stream,
+            dialect=dialect,
             timeout=_optional_seconds(body, "timeout")
             or _optional_seconds(body, "request_timeout"),
             drop_params=_optional_bool(body, "drop_params"),
@@ -71,9 +89,11 @@ class GatewayService:
                 )
             started = time.perf_counter()
             try:
-                if stream:
-                    return await provider.open_stream(deployment, call)
-                return await provider.send(deployment, call)
+                if dialect in provider.dialects:
+                    if stream:
+                        return await provider.open_stream(deployment, call)
+                    return await provider.send(deployment, call)
+                return await self._bridged(provider, deployment, call)
             finally:
                 upstream_time += time.perf_counter() - started
 
@@ -95,6 +115,31 @@ class GatewayService:
         else:
             outcome.stream = routed.value
         return outcome
+
+    async def _bridged(
+        self, provider: Provider, deployment: Deployment, call: ProviderCall
+    ) -> ProviderResponse | ProviderStream:
+        """Call a provider that lacks the client's dialect, through OpenAI's."""
+        bridge = self._bridges.get(call.dialect)
+        if bridge is None:
+            raise UpstreamStatusError(
+                f"deployment '{deployment.model_name}' ({deployment.provider_name}) cannot "
+                f"serve {call.dialect.value}-style requests",
+                status=400,
+                provider=deployment.provider_name,
+                error_type="invalid_request_error",
+            )
+        translated = bridge.request_to_openai(call.body)
+        # Gateway fields (mock_response, fallbacks…) steer the call whatever the dialect.
+        translated.update({k: v for k, v in call.body.items() if k in GATEWAY_FIELDS})
+        openai_call = dataclasses.replace(call, body=translated, dialect=Dialect.OPENAI)
+        if call.stream:
+            upstream = await provider.open_stream(deployment, openai_call)
+            return BridgedStream(upstream, bridge, call.body)
+        response = await provider.send(deployment, openai_call)
+        return ProviderResponse(
+            response.status, bridge.response_from_openai(response.body, call.body)
+        )
 
     def _provider_for(self, deployment: Deployment, body: dict[str, Any]) -> Provider:
         if "mock_response" in body or deployment.mock_response is not None:
@@ -134,3 +179,22 @@ def _optional_names(body: dict[str, Any], name: str) -> list[str] | None:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise InvalidRequestError(f"'{name}' must be a list of model names", param=name)
     return value
+
+
+class BridgedStream:
+    """An OpenAI-dialect upstream stream, translated chunk by chunk for the client."""
+
+    content_type = b"text/event-stream"
+
+    def __init__(
+        self, upstream: ProviderStream, bridge: DialectBridge, request: dict[str, Any]
+    ) -> None:
+        self._upstream = upstream
+        self._bridge = bridge
+        self._request = request
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._bridge.stream_from_openai(self._upstream.__aiter__(), self._request)
+
+    async def aclose(self) -> None:
+        await self._upstream.aclose()

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from bastion.core.deployment import Operation
+from bastion.core.dialect import Dialect
 from bastion.core.errors import InvalidRequestError, NotFoundError
 from bastion.interfaces.http.asgi import Receive, Scope, Send
 from bastion.interfaces.http.info import InfoEndpoints
@@ -50,15 +51,18 @@ class BastionApp:
                 self.routes[("POST", prefix + path)] = self._llm_handler(operation)
             self.routes[("GET", prefix + "/models")] = info.models
             self.routes[("GET", prefix + "/model/info")] = info.model_info
+        messages = self._llm_handler(Operation.CHAT, Dialect.ANTHROPIC)
+        self.routes[("POST", "/v1/messages")] = messages
+        self.routes[("POST", "/messages")] = messages
         self.routes[("GET", "/health/liveliness")] = info.liveliness
         self.routes[("GET", "/health/liveness")] = info.liveliness
         self.routes[("GET", "/health/readiness")] = info.readiness
         self.routes[("GET", "/health")] = info.health
         self._paths = {path for _, path in self.routes}
 
-    def _llm_handler(self, operation: Operation) -> Handler:
+    def _llm_handler(self, operation: Operation, dialect: Dialect = Dialect.OPENAI) -> Handler:
         async def handler(scope: Scope, receive: Receive, send: Send) -> None:
-            await self.llm.handle(scope, receive, send, operation)
+            await self.llm.handle(scope, receive, send, operation, dialect=dialect)
 
         return handler
 

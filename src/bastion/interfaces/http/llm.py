@@ -9,7 +9,9 @@ import uuid
 
 from bastion import __version__
 from bastion.core.deployment import Operation
+from bastion.core.dialect import Dialect
 from bastion.core.errors import BastionError, UpstreamError
+from bastion.dialects.anthropic_validate import validate_messages_request
 from bastion.dialects.openai_validate import validate_request
 from bastion.interfaces.http.asgi import (
     ClientDisconnected,
@@ -21,7 +23,7 @@ from bastion.interfaces.http.asgi import (
     read_body,
     send_response,
 )
-from bastion.interfaces.http.errors import openai_error_body, openai_stream_error_event
+from bastion.interfaces.http.errors import error_body, stream_error_event
 from bastion.policy.auth import Authenticator, extract_key
 from bastion.services.gateway import CallOutcome, GatewayService
 
@@ -47,6 +49,7 @@ class LLMEndpoints:
         send: Send,
         operation: Operation,
         path_model: str | None = None,
+        dialect: Dialect = Dialect.OPENAI,
     ) -> None:
         started = time.perf_counter()
         call_id = str(uuid.uuid4())
@@ -55,16 +58,19 @@ class LLMEndpoints:
             body = parse_json_object(await read_body(scope, receive, self.max_body_bytes))
             if path_model is not None:
                 body["model"] = path_model
-            stream = validate_request(operation, body)
-            outcome = await self.service.call(operation, body, stream)
+            if dialect is Dialect.ANTHROPIC:
+                stream = validate_messages_request(body)
+            else:
+                stream = validate_request(operation, body)
+            outcome = await self.service.call(operation, body, stream, dialect)
         except ClientDisconnected:
             return
         except BastionError as error:
-            await send_error(send, error, call_id)
+            await send_error(send, error, call_id, dialect)
             return
         except Exception:
             logger.exception("unexpected error handling %s", scope.get("path"))
-            await send_error(send, _internal_error(), call_id)
+            await send_error(send, _internal_error(), call_id, dialect)
             return
         headers = _outcome_headers(outcome, body["model"], call_id, started)
         if outcome.response is not None:
@@ -73,11 +79,15 @@ class LLMEndpoints:
                 send, response.status, response.body, headers, response.content_type
             )
         else:
-            await relay_stream(receive, send, outcome, headers)
+            await relay_stream(receive, send, outcome, headers, dialect)
 
 
 async def relay_stream(
-    receive: Receive, send: Send, outcome: CallOutcome, headers: Headers
+    receive: Receive,
+    send: Send,
+    outcome: CallOutcome,
+    headers: Headers,
+    dialect: Dialect = Dialect.OPENAI,
 ) -> None:
     """Relay upstream bytes as they come; a client that leaves cancels the upstream call."""
     stream = outcome.stream
@@ -112,7 +122,7 @@ async def relay_stream(
             await send(
                 {
                     "type": "http.response.body",
-                    "body": openai_stream_error_event(error),
+                    "body": stream_error_event(error, dialect),
                     "more_body": True,
                 }
             )
@@ -128,11 +138,13 @@ async def relay_stream(
         await stream.aclose()
 
 
-async def send_error(send: Send, error: BastionError, call_id: str) -> None:
+async def send_error(
+    send: Send, error: BastionError, call_id: str, dialect: Dialect = Dialect.OPENAI
+) -> None:
     call_id = call_id or str(uuid.uuid4())
     headers: Headers = [(b"x-litellm-call-id", call_id.encode()), _VERSION_HEADER]
     headers.extend((k.encode("latin-1"), v.encode("latin-1")) for k, v in error.headers.items())
-    await send_response(send, error.status, openai_error_body(error), headers)
+    await send_response(send, error.status, error_body(error, dialect), headers)
 
 
 def _outcome_headers(outcome: CallOutcome, model: str, call_id: str, started: float) -> Headers:
