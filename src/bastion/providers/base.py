@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -18,6 +19,10 @@ class ProviderCall:
     body: dict[str, Any]
     stream: bool = False
     dialect: Dialect = Dialect.OPENAI
+    # The body as the client sent it, for providers that pass it through untouched.
+    raw: bytes | None = None
+    # Client headers a provider may forward (anthropic-version, anthropic-beta…).
+    client_headers: dict[str, str] = dataclasses.field(default_factory=dict)
     timeout: float | None = None
     drop_params: bool | None = None
     also_drop: frozenset[str] = frozenset()

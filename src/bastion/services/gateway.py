@@ -44,6 +44,9 @@ class GatewayService:
         body: dict[str, Any],
         stream: bool,
         dialect: Dialect = Dialect.OPENAI,
+        *,
+        raw: bytes | None = None,
+        client_headers: dict[str, str] | None = None,
     ) -> CallOutcome:
         model = body["model"]
         call = ProviderCall(
@@ -51,6 +54,8 @@ class GatewayService:
             body,
             stream,
             dialect=dialect,
+            raw=raw,
+            client_headers=client_headers or {},
             timeout=_optional_seconds(body, "timeout")
             or _optional_seconds(body, "request_timeout"),
             drop_params=_optional_bool(body, "drop_params"),
@@ -132,7 +137,7 @@ class GatewayService:
         translated = bridge.request_to_openai(call.body)
         # Gateway fields (mock_response, fallbacks…) steer the call whatever the dialect.
         translated.update({k: v for k, v in call.body.items() if k in GATEWAY_FIELDS})
-        openai_call = dataclasses.replace(call, body=translated, dialect=Dialect.OPENAI)
+        openai_call = dataclasses.replace(call, body=translated, dialect=Dialect.OPENAI, raw=None)
         if call.stream:
             upstream = await provider.open_stream(deployment, openai_call)
             return BridgedStream(upstream, bridge, call.body)

@@ -55,14 +55,19 @@ class LLMEndpoints:
         call_id = str(uuid.uuid4())
         try:
             self.auth.authenticate(extract_key(scope["headers"]))
-            body = parse_json_object(await read_body(scope, receive, self.max_body_bytes))
+            raw = await read_body(scope, receive, self.max_body_bytes)
+            body = parse_json_object(raw)
             if path_model is not None:
                 body["model"] = path_model
+            client_headers: dict[str, str] | None = None
             if dialect is Dialect.ANTHROPIC:
                 stream = validate_messages_request(body)
+                client_headers = anthropic_headers(scope)
             else:
                 stream = validate_request(operation, body)
-            outcome = await self.service.call(operation, body, stream, dialect)
+            outcome = await self.service.call(
+                operation, body, stream, dialect, raw=raw, client_headers=client_headers
+            )
         except ClientDisconnected:
             return
         except BastionError as error:
@@ -136,6 +141,15 @@ async def relay_stream(
     finally:
         watcher.cancel()
         await stream.aclose()
+
+
+def anthropic_headers(scope: Scope) -> dict[str, str]:
+    """The anthropic-* headers a client sent (version, beta flags), to forward upstream."""
+    return {
+        name.decode("latin-1"): value.decode("latin-1")
+        for name, value in scope["headers"]
+        if name.startswith(b"anthropic-")
+    }
 
 
 async def send_error(
