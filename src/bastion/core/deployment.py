@@ -14,6 +14,11 @@ class Operation(StrEnum):
     CHAT = "chat"
     COMPLETION = "completion"
     EMBEDDING = "embedding"
+    IMAGE_GENERATION = "image_generation"
+    AUDIO_SPEECH = "audio_speech"
+    AUDIO_TRANSCRIPTION = "audio_transcription"
+    MODERATION = "moderation"
+    RESPONSES = "responses"
 
 
 @dataclass(eq=False, slots=True)
