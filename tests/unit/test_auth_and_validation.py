@@ -215,9 +215,38 @@ def test_model_with_control_chars_or_too_long(model: str) -> None:
     assert "printable" in error.message
 
 
-@pytest.mark.parametrize("operation", list(Operation))
+@pytest.mark.parametrize("operation", [o for o in Operation if o is not Operation.MODERATION])
 def test_model_is_checked_for_every_operation(operation: Operation) -> None:
     assert invalid(operation, {"prompt": "p", "input": "i", "messages": []}).param == "model"
+
+
+def test_moderation_without_model_uses_openais_default() -> None:
+    body: dict[str, Any] = {"input": "text"}
+    validate_request(Operation.MODERATION, body)
+    assert body["model"] == "omni-moderation-latest"
+    assert invalid(Operation.MODERATION, {"input": "t", "model": ""}).param == "model"
+
+
+@pytest.mark.parametrize(
+    "operation, field",
+    [
+        (Operation.IMAGE_GENERATION, "prompt"),
+        (Operation.AUDIO_SPEECH, "input"),
+        (Operation.MODERATION, "input"),
+        (Operation.RESPONSES, "input"),
+    ],
+)
+def test_media_operations_name_their_required_field(operation: Operation, field: str) -> None:
+    assert invalid(operation, {"model": "m"}).param == field
+
+
+@pytest.mark.parametrize(
+    "operation", [Operation.IMAGE_GENERATION, Operation.AUDIO_SPEECH, Operation.MODERATION]
+)
+def test_only_chat_completions_and_responses_stream(operation: Operation) -> None:
+    body = {"model": "m", "prompt": "p", "input": "i", "stream": True}
+    assert invalid(operation, body).param == "stream"
+    assert validate_request(Operation.RESPONSES, {"model": "m", "input": "i", "stream": True})
 
 
 @pytest.mark.parametrize("messages", [None, [], "hello", {"role": "user"}])

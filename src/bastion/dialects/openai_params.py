@@ -172,7 +172,12 @@ def upstream_body(
     ``also_drop`` (a request's ``additional_drop_params``) are dropped in any case.
     """
     out: dict[str, Any] = {}
-    known = KNOWN_PARAMS[operation]
+    # Operations without a list here (images, audio, moderations, responses) are passed
+    # through as they are: drop_params only knows the chat-style operations' fields.
+    known = KNOWN_PARAMS.get(operation)
+    if known is None:
+        drop_params = False
+        known = frozenset()
     for name, value in body.items():
         if name in GATEWAY_FIELDS or name in also_drop:
             continue

@@ -8,7 +8,7 @@ from urllib.parse import quote
 from bastion.core.deployment import Deployment, Operation
 from bastion.providers.http import encode_headers
 from bastion.providers.openai_compatible import OPERATION_PATHS, OpenAICompatibleProvider
-from bastion.providers.vendors import Vendor
+from bastion.providers.vendors import OPENAI_MEDIA_OPERATIONS, Vendor
 
 DEFAULT_API_VERSION = "2024-10-21"
 AZURE_VENDOR = Vendor(
@@ -16,6 +16,7 @@ AZURE_VENDOR = Vendor(
     None,
     ("AZURE_API_KEY", "AZURE_OPENAI_API_KEY"),
     ("AZURE_API_BASE", "AZURE_OPENAI_ENDPOINT"),
+    extra_operations=OPENAI_MEDIA_OPERATIONS,
 )
 
 
@@ -59,5 +60,8 @@ class AzureOpenAIProvider(OpenAICompatibleProvider):
         if base.endswith("/openai/v1"):
             # Azure's v1 API takes the deployment in the body, like OpenAI.
             return f"{base}{path}"
+        if operation is Operation.RESPONSES:
+            # The Responses API is not per deployment: the model goes in the body.
+            return f"{base}/openai/responses?api-version={deployment.api_version}"
         name = quote(deployment.upstream_model, safe="")
         return f"{base}/openai/deployments/{name}{path}?api-version={deployment.api_version}"

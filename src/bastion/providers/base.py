@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 from bastion.core.deployment import Deployment, Operation
 from bastion.core.dialect import Dialect
+from bastion.dialects.multipart import FilePart
 
 
 @dataclass(slots=True)
@@ -23,6 +24,9 @@ class ProviderCall:
     raw: bytes | None = None
     # Client headers a provider may forward (anthropic-version, anthropic-beta…).
     client_headers: dict[str, str] = dataclasses.field(default_factory=dict)
+    # The uploaded files of a multipart request (audio transcriptions); its other
+    # fields are in ``body``.
+    files: list[FilePart] = dataclasses.field(default_factory=list)
     timeout: float | None = None
     drop_params: bool | None = None
     also_drop: frozenset[str] = frozenset()

@@ -21,6 +21,7 @@ from bastion.core.deployment import Deployment, Operation
 from bastion.core.dialect import Dialect
 from bastion.core.errors import UpstreamError, UpstreamStatusError, UpstreamTimeoutError
 from bastion.providers.base import ProviderCall, ProviderResponse, ProviderStream
+from bastion.providers.fake_media import MEDIA_OPERATIONS, media_response
 
 _MOCK_ERRORS: dict[str, tuple[int, str]] = {
     "RateLimitError": (429, "rate_limit_error"),
@@ -56,6 +57,8 @@ class FakeProvider:
         if call.operation is Operation.EMBEDDING:
             return ProviderResponse(200, orjson.dumps(_embedding(call.body)))
         text = _answer_text(mock, call)
+        if call.operation in MEDIA_OPERATIONS:
+            return media_response(call, text)
         if call.operation is Operation.COMPLETION:
             return ProviderResponse(200, orjson.dumps(_completion(call.body, text)))
         return ProviderResponse(200, orjson.dumps(_chat(call.body, text)))

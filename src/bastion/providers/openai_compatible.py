@@ -8,7 +8,8 @@ import orjson
 
 from bastion.core.deployment import Deployment, Operation
 from bastion.core.dialect import Dialect
-from bastion.dialects.openai_params import upstream_body
+from bastion.dialects.multipart import Form, encode_multipart
+from bastion.dialects.openai_params import GATEWAY_FIELDS, upstream_body
 from bastion.providers.base import ProviderCall, ProviderResponse, ProviderStream
 from bastion.providers.http import UpstreamHTTP, encode_headers, open_sse, post_json
 from bastion.providers.vendors import Vendor
@@ -17,7 +18,14 @@ OPERATION_PATHS: dict[Operation, str] = {
     Operation.CHAT: "/chat/completions",
     Operation.COMPLETION: "/completions",
     Operation.EMBEDDING: "/embeddings",
+    Operation.IMAGE_GENERATION: "/images/generations",
+    Operation.AUDIO_SPEECH: "/audio/speech",
+    Operation.AUDIO_TRANSCRIPTION: "/audio/transcriptions",
+    Operation.MODERATION: "/moderations",
+    Operation.RESPONSES: "/responses",
 }
+# The operations every OpenAI-compatible server has; the rest only where a vendor says so.
+_BASIC_OPERATIONS = frozenset({Operation.CHAT, Operation.COMPLETION, Operation.EMBEDDING})
 
 
 class OpenAICompatibleProvider:
@@ -56,10 +64,26 @@ class OpenAICompatibleProvider:
             return self.vendor.supports_embeddings
         if operation is Operation.COMPLETION:
             return self.vendor.supports_completions
-        return True
+        return operation in _BASIC_OPERATIONS or operation in self.vendor.extra_operations
 
     def url(self, deployment: Deployment, operation: Operation) -> str:
         return f"{deployment.api_base}{OPERATION_PATHS[operation]}"
+
+    def request_parts(
+        self, deployment: Deployment, call: ProviderCall
+    ) -> tuple[bytes, dict[str, str], bytes]:
+        """The payload and its headers (as a dict, and pre-encoded for the wire)."""
+        if not call.files:
+            return (
+                self.payload(deployment, call),
+                deployment.request_headers,
+                (deployment.request_head),
+            )
+        fields = {k: str(v) for k, v in call.body.items() if k not in GATEWAY_FIELDS}
+        fields["model"] = deployment.upstream_model
+        body, content_type = encode_multipart(Form(fields, call.files))
+        headers = {**deployment.request_headers, "Content-Type": content_type}
+        return body, headers, encode_headers(headers)
 
     def payload(self, deployment: Deployment, call: ProviderCall) -> bytes:
         body = upstream_body(
@@ -76,12 +100,13 @@ class OpenAICompatibleProvider:
         return orjson.dumps(body)
 
     async def send(self, deployment: Deployment, call: ProviderCall) -> ProviderResponse:
+        payload, headers, head = self.request_parts(deployment, call)
         status, body, content_type = await post_json(
             self._http,
             self.url(deployment, call.operation),
-            self.payload(deployment, call),
-            deployment.request_headers,
-            deployment.request_head,
+            payload,
+            headers,
+            head,
             provider=self.name,
             timeout=call.timeout or deployment.timeout,
             secrets=(deployment.api_key,),
@@ -89,12 +114,13 @@ class OpenAICompatibleProvider:
         return ProviderResponse(status, body, content_type)
 
     async def open_stream(self, deployment: Deployment, call: ProviderCall) -> ProviderStream:
+        payload, headers, head = self.request_parts(deployment, call)
         return await open_sse(
             self._http,
             self.url(deployment, call.operation),
-            self.payload(deployment, call),
-            deployment.request_headers,
-            deployment.request_head,
+            payload,
+            headers,
+            head,
             provider=self.name,
             stream_timeout=call.timeout or deployment.stream_timeout or deployment.timeout,
             secrets=(deployment.api_key,),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bastion.core.deployment import Operation
+
 
 @dataclass(frozen=True, slots=True)
 class Vendor:
@@ -17,9 +19,20 @@ class Vendor:
     unsupported_params: frozenset[str] = frozenset()
     supports_embeddings: bool = True
     supports_completions: bool = True
+    # Beyond chat, completions and embeddings: images, audio, moderations, responses.
+    extra_operations: frozenset[Operation] = frozenset()
 
 
 _NO_LOGIT = frozenset({"logit_bias", "logprobs", "top_logprobs"})
+OPENAI_MEDIA_OPERATIONS = frozenset(
+    {
+        Operation.IMAGE_GENERATION,
+        Operation.AUDIO_SPEECH,
+        Operation.AUDIO_TRANSCRIPTION,
+        Operation.MODERATION,
+        Operation.RESPONSES,
+    }
+)
 
 VENDORS: tuple[Vendor, ...] = (
     Vendor(
@@ -27,6 +40,7 @@ VENDORS: tuple[Vendor, ...] = (
         "https://api.openai.com/v1",
         ("OPENAI_API_KEY",),
         ("OPENAI_API_BASE", "OPENAI_BASE_URL"),
+        extra_operations=OPENAI_MEDIA_OPERATIONS,
     ),
     Vendor(
         "text-completion-openai",
@@ -163,8 +177,16 @@ VENDORS: tuple[Vendor, ...] = (
         requires_api_key=False,
         base_path="/v1",
     ),
-    Vendor("openai_like", None, ("OPENAI_LIKE_API_KEY",), requires_api_key=False),
-    Vendor("custom_openai", None, (), requires_api_key=False),
+    Vendor(
+        "openai_like",
+        None,
+        ("OPENAI_LIKE_API_KEY",),
+        requires_api_key=False,
+        extra_operations=OPENAI_MEDIA_OPERATIONS,
+    ),
+    Vendor(
+        "custom_openai", None, (), requires_api_key=False, extra_operations=OPENAI_MEDIA_OPERATIONS
+    ),
     Vendor(
         "litellm_proxy",
         None,

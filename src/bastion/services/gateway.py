@@ -12,6 +12,7 @@ from bastion.core.deployment import Deployment, Operation
 from bastion.core.dialect import Dialect
 from bastion.core.errors import InvalidRequestError, UpstreamStatusError
 from bastion.dialects.bridge import DialectBridge
+from bastion.dialects.multipart import FilePart
 from bastion.dialects.openai_params import GATEWAY_FIELDS
 from bastion.providers.base import Provider, ProviderCall, ProviderResponse, ProviderStream
 from bastion.routing.router import Router
@@ -47,6 +48,7 @@ class GatewayService:
         *,
         raw: bytes | None = None,
         client_headers: dict[str, str] | None = None,
+        files: list[FilePart] | None = None,
     ) -> CallOutcome:
         model = body["model"]
         call = ProviderCall(
@@ -56,6 +58,7 @@ class GatewayService:
             dialect=dialect,
             raw=raw,
             client_headers=client_headers or {},
+            files=files or [],
             timeout=_optional_seconds(body, "timeout")
             or _optional_seconds(body, "request_timeout"),
             drop_params=_optional_bool(body, "drop_params"),

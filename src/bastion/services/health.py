@@ -11,7 +11,9 @@ from typing import Any
 
 from bastion.core.deployment import Deployment, Operation
 from bastion.core.errors import BastionError
+from bastion.dialects.multipart import FilePart
 from bastion.providers.base import Provider, ProviderCall
+from bastion.providers.fake_media import silent_wav
 
 logger = logging.getLogger("bastion.health")
 
@@ -19,6 +21,11 @@ _PROBES: dict[str, tuple[Operation, dict[str, Any]]] = {
     "chat": (Operation.CHAT, {"messages": [{"role": "user", "content": "ping"}], "max_tokens": 1}),
     "completion": (Operation.COMPLETION, {"prompt": "ping", "max_tokens": 1}),
     "embedding": (Operation.EMBEDDING, {"input": ["ping"]}),
+    "image_generation": (Operation.IMAGE_GENERATION, {"prompt": "a dot", "n": 1}),
+    "audio_speech": (Operation.AUDIO_SPEECH, {"input": "ping", "voice": "alloy"}),
+    "audio_transcription": (Operation.AUDIO_TRANSCRIPTION, {}),
+    "moderation": (Operation.MODERATION, {"input": "ping"}),
+    "responses": (Operation.RESPONSES, {"input": "ping", "max_output_tokens": 16}),
 }
 _SECRET_WORDS = ("key", "secret", "token", "password", "credential")
 
@@ -111,7 +118,13 @@ class HealthChecker:
             # Probe this model instead (how a wildcard deployment is checked).
             upstream = str(check_model).removeprefix(f"{deployment.provider_name}/")
             deployment = dataclasses.replace(deployment, upstream_model=upstream)
-        call = ProviderCall(operation, {"model": deployment.model_name, **template})
+        body: dict[str, Any] = {"model": deployment.model_name, **template}
+        files: list[FilePart] = []
+        if operation is Operation.AUDIO_SPEECH:
+            body["voice"] = deployment.model_info.get("health_check_voice") or "alloy"
+        elif operation is Operation.AUDIO_TRANSCRIPTION:
+            files = [FilePart("file", "ping.wav", "audio/wav", silent_wav(0.5))]
+        call = ProviderCall(operation, body, files=files)
         provider = self._fake if deployment.mock_response is not None else deployment.provider
         try:
             await asyncio.wait_for(provider.send(deployment, call), self.timeout)

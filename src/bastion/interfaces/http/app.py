@@ -27,6 +27,9 @@ _AZURE_OPERATIONS = {
     "chat/completions": Operation.CHAT,
     "completions": Operation.COMPLETION,
     "embeddings": Operation.EMBEDDING,
+    "images/generations": Operation.IMAGE_GENERATION,
+    "audio/speech": Operation.AUDIO_SPEECH,
+    "audio/transcriptions": Operation.AUDIO_TRANSCRIPTION,
 }
 
 
@@ -47,6 +50,11 @@ class BastionApp:
                 ("/chat/completions", Operation.CHAT),
                 ("/completions", Operation.COMPLETION),
                 ("/embeddings", Operation.EMBEDDING),
+                ("/images/generations", Operation.IMAGE_GENERATION),
+                ("/audio/speech", Operation.AUDIO_SPEECH),
+                ("/audio/transcriptions", Operation.AUDIO_TRANSCRIPTION),
+                ("/moderations", Operation.MODERATION),
+                ("/responses", Operation.RESPONSES),
             ):
                 self.routes[("POST", prefix + path)] = self._llm_handler(operation)
             self.routes[("GET", prefix + "/models")] = info.models

@@ -6,19 +6,22 @@ import asyncio
 import logging
 import time
 import uuid
+from typing import Any
 
 from bastion import __version__
 from bastion.core.deployment import Operation
 from bastion.core.dialect import Dialect
 from bastion.core.errors import BastionError, UpstreamError
 from bastion.dialects.anthropic_validate import validate_messages_request
-from bastion.dialects.openai_validate import validate_request
+from bastion.dialects.multipart import FilePart, parse_multipart
+from bastion.dialects.openai_validate import validate_request, validate_transcription
 from bastion.interfaces.http.asgi import (
     ClientDisconnected,
     Headers,
     Receive,
     Scope,
     Send,
+    header,
     parse_json_object,
     read_body,
     send_response,
@@ -56,17 +59,31 @@ class LLMEndpoints:
         try:
             self.auth.authenticate(extract_key(scope["headers"]))
             raw = await read_body(scope, receive, self.max_body_bytes)
-            body = parse_json_object(raw)
+            files: list[FilePart] = []
+            if operation is Operation.AUDIO_TRANSCRIPTION:
+                form = parse_multipart(raw, (header(scope, b"content-type") or b"").decode())
+                body, files = dict[str, Any](form.fields), form.files
+            else:
+                body = parse_json_object(raw)
             if path_model is not None:
                 body["model"] = path_model
             client_headers: dict[str, str] | None = None
             if dialect is Dialect.ANTHROPIC:
                 stream = validate_messages_request(body)
                 client_headers = anthropic_headers(scope)
+            elif files or operation is Operation.AUDIO_TRANSCRIPTION:
+                validate_transcription(body, [f.field for f in files])
+                stream = False
             else:
                 stream = validate_request(operation, body)
             outcome = await self.service.call(
-                operation, body, stream, dialect, raw=raw, client_headers=client_headers
+                operation,
+                body,
+                stream,
+                dialect,
+                raw=raw,
+                client_headers=client_headers,
+                files=files,
             )
         except ClientDisconnected:
             return
