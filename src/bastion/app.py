@@ -13,7 +13,7 @@ from bastion.config.model import ProxyConfig
 from bastion.core.deployment import Deployment
 from bastion.core.errors import NotFoundError
 from bastion.interfaces.http.app import BastionApp
-from bastion.interfaces.http.info import InfoEndpoints, Lifecycle
+from bastion.interfaces.http.info import InfoEndpoints
 from bastion.interfaces.http.llm import LLMEndpoints
 from bastion.policy.auth import Authenticator
 from bastion.providers.http import UpstreamHTTP
@@ -58,7 +58,6 @@ class Runtime:
     gateway: GatewayService
     auth: Authenticator
     health: HealthChecker
-    lifecycle: Lifecycle
 
     async def start(self) -> None:
         await self.http.start()
@@ -78,7 +77,6 @@ class Runtime:
         )
 
     async def stop(self) -> None:
-        self.lifecycle.draining = True
         await self.health.stop()
         await self.http.close()
 
@@ -154,7 +152,6 @@ def build_runtime(loaded: LoadedConfig) -> Runtime:
         gateway=gateway,
         auth=Authenticator(master_key_of(config)),
         health=health,
-        lifecycle=Lifecycle(),
     )
 
 
@@ -162,7 +159,7 @@ def create_app(loaded: LoadedConfig) -> BastionApp:
     runtime = build_runtime(loaded)
     max_mb = runtime.loaded.config.general_settings.max_request_size_mb or DEFAULT_MAX_BODY_MB
     llm = LLMEndpoints(runtime.gateway, runtime.auth, int(max_mb * 1_048_576))
-    info = InfoEndpoints(runtime.table, runtime.auth, runtime.health, runtime.lifecycle)
+    info = InfoEndpoints(runtime.table, runtime.auth, runtime.health)
     return BastionApp(llm, info, runtime)
 
 

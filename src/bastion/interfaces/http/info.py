@@ -21,12 +21,10 @@ class InfoEndpoints:
         table: ModelTable,
         auth: Authenticator,
         health: HealthChecker,
-        lifecycle: Lifecycle,
     ) -> None:
         self.table = table
         self.auth = auth
         self.checker = health
-        self.lifecycle = lifecycle
         self.created = int(time.time())
 
     async def models(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -61,12 +59,11 @@ class InfoEndpoints:
         await send_json(send, 200, "I'm alive!")
 
     async def readiness(self, scope: Scope, receive: Receive, send: Send) -> None:
-        draining = self.lifecycle.draining
         await send_json(
             send,
-            503 if draining else 200,
+            200,
             {
-                "status": "draining" if draining else "healthy",
+                "status": "healthy",
                 "db": "Not connected",
                 "cache": None,
                 "litellm_version": __version__,
@@ -88,13 +85,6 @@ class InfoEndpoints:
             await send_error(send, error, "")
             return False
         return True
-
-
-class Lifecycle:
-    """Process state the readiness probe reports."""
-
-    def __init__(self) -> None:
-        self.draining = False
 
 
 def _query(scope: Scope) -> dict[str, str]:
