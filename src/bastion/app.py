@@ -11,7 +11,9 @@ from typing import Any
 from bastion.config.loader import LoadedConfig, load_config_file, load_config_text
 from bastion.config.model import ProxyConfig
 from bastion.core.deployment import Deployment
+from bastion.core.dialect import Dialect
 from bastion.core.errors import NotFoundError
+from bastion.dialects.anthropic_bridge import AnthropicBridge
 from bastion.interfaces.http.app import BastionApp
 from bastion.interfaces.http.info import InfoEndpoints
 from bastion.interfaces.http.llm import LLMEndpoints
@@ -132,7 +134,7 @@ def build_runtime(loaded: LoadedConfig) -> Runtime:
         or list(extra.get("default_fallbacks") or []),
     )
     router = Router(table, policy, cooldowns)
-    gateway = GatewayService(router, registry.fake)
+    gateway = GatewayService(router, registry.fake, bridges={Dialect.ANTHROPIC: AnthropicBridge()})
     general = config.general_settings
     health = HealthChecker(
         deployments,

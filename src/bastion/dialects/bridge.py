@@ -13,8 +13,14 @@ from typing import Any, Protocol
 
 
 class DialectBridge(Protocol):
-    def request_to_openai(self, body: dict[str, Any]) -> dict[str, Any]:
-        """An OpenAI chat-completions body; raises InvalidRequestError for what it cannot say."""
+    def request_to_openai(
+        self, body: dict[str, Any], *, drop_unsupported: bool = False, target: str = ""
+    ) -> dict[str, Any]:
+        """An OpenAI chat-completions body; raises InvalidRequestError for what it cannot say.
+
+        With ``drop_unsupported`` (the call's or deployment's ``drop_params``) what it
+        cannot say is left out instead; ``target`` names the deployment in errors.
+        """
 
     def response_from_openai(self, body: bytes, request: dict[str, Any]) -> bytes:
         """A complete OpenAI chat completion, rewritten into the client's dialect."""

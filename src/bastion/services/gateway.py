@@ -137,7 +137,13 @@ class GatewayService:
                 provider=deployment.provider_name,
                 error_type="invalid_request_error",
             )
-        translated = bridge.request_to_openai(call.body)
+        translated = bridge.request_to_openai(
+            call.body,
+            drop_unsupported=bool(
+                deployment.drop_params if call.drop_params is None else call.drop_params
+            ),
+            target=f"deployment '{deployment.model_name}' ({deployment.provider_name})",
+        )
         # Gateway fields (mock_response, fallbacks…) steer the call whatever the dialect.
         translated.update({k: v for k, v in call.body.items() if k in GATEWAY_FIELDS})
         openai_call = dataclasses.replace(call, body=translated, dialect=Dialect.OPENAI, raw=None)
