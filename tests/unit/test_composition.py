@@ -23,7 +23,7 @@ def test_request_defaults_from_litellm_params_and_extra_body_and_unused_warned()
                         "temperature": 0.2,
                         "top_k": 5,
                         "extra_body": {"chat_template_kwargs": {"enable_thinking": False}},
-                        "input_cost_per_token_above_200k_tokens": 1e-6,
+                        "totally_unknown_knob": 1,
                     },
                 }
             ]
@@ -36,7 +36,7 @@ def test_request_defaults_from_litellm_params_and_extra_body_and_unused_warned()
         "chat_template_kwargs": {"enable_thinking": False},
     }
     assert any(
-        "model_list[0].litellm_params.input_cost_per_token_above_200k_tokens" in w
+        "model_list[0].litellm_params.totally_unknown_knob" in w
         and "not sent upstream" in w
         for w in loaded.warnings
     )

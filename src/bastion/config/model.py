@@ -139,6 +139,8 @@ class LiteLLMSettings(_Section):
     budget_duration: str | None = None
     set_verbose: bool = False
     json_logs: bool = False
+    # Bastion's: a local price file in LiteLLM's model_prices_and_context_window.json format.
+    model_cost_map_path: str | None = None
 
 
 class GeneralSettings(_Section):

@@ -199,6 +199,7 @@ def unused_params(params: dict[str, Any]) -> list[str]:
         and k not in REQUEST_PARAMS
         and k != "extra_body"
         and not k.startswith(_PROVIDER_SETTING_PREFIXES)
+        and "_cost" not in k  # prices (bastion.policy.pricing), never sent upstream
     ]
 
 
