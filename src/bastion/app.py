@@ -15,6 +15,7 @@ from bastion.core.dialect import Dialect
 from bastion.core.errors import NotFoundError
 from bastion.dialects.anthropic_bridge import AnthropicBridge
 from bastion.interfaces.http.app import BastionApp
+from bastion.interfaces.http.count_tokens import CountTokensEndpoint
 from bastion.interfaces.http.info import InfoEndpoints
 from bastion.interfaces.http.llm import LLMEndpoints
 from bastion.policy.auth import Authenticator
@@ -26,6 +27,7 @@ from bastion.routing.model_table import ModelTable
 from bastion.routing.router import Router, RouterPolicy
 from bastion.services.gateway import GatewayService
 from bastion.services.health import HealthChecker
+from bastion.services.token_count import TokenCountService
 
 logger = logging.getLogger("bastion")
 
@@ -162,7 +164,9 @@ def create_app(loaded: LoadedConfig) -> BastionApp:
     max_mb = runtime.loaded.config.general_settings.max_request_size_mb or DEFAULT_MAX_BODY_MB
     llm = LLMEndpoints(runtime.gateway, runtime.auth, int(max_mb * 1_048_576))
     info = InfoEndpoints(runtime.table, runtime.auth, runtime.health)
-    return BastionApp(llm, info, runtime)
+    counter = TokenCountService(runtime.router)
+    tokens = CountTokensEndpoint(counter, runtime.auth, int(max_mb * 1_048_576))
+    return BastionApp(llm, info, runtime, count_tokens=tokens.handle)
 
 
 def configure_logging() -> None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Generator, Iterator
 from typing import Any
 
 import pytest
 
 from tests.e2e.helpers import MockPool
+from tests.support.claude_code import ClaudeCode, find_claude_code, missing_reason
 from tests.support.gateway import GatewayProcess
 
 
@@ -16,6 +18,17 @@ def mocks() -> Iterator[MockPool]:
     pool = MockPool()
     yield pool
     pool.stop_all()
+
+
+@pytest.fixture(scope="session")
+def claude_code() -> ClaudeCode:
+    """Claude Code, or a skip saying why (a failure when BASTION_REQUIRE_SERVICES=1)."""
+    found = find_claude_code()
+    if found is None:
+        if os.environ.get("BASTION_REQUIRE_SERVICES") == "1":
+            pytest.fail(missing_reason())
+        pytest.skip(missing_reason())
+    return found
 
 
 @pytest.fixture(autouse=True)

@@ -379,10 +379,11 @@ def _translate_tools(tools: Any, ctx: _Context) -> list[JSON]:
             raise InvalidRequestError(
                 f"{where}.input_schema: must be a JSON schema object", param=f"{where}.input_schema"
             )
-        function: JSON = {"name": _string(tool, "name", where), "parameters": schema}
+        function: JSON = {"name": _string(tool, "name", where)}
         description = tool.get("description")
         if isinstance(description, str) and description:
             function["description"] = description
+        function["parameters"] = schema
         if tool.get("strict") is True:
             function["strict"] = True
         functions.append({"type": "function", "function": function})

@@ -145,12 +145,13 @@ class AnthropicStreamTranslator:
         if "error" in chunk or event.event == "error":
             self.error = _stream_error(chunk.get("error", chunk))
             return
-        if not self._started:
-            self._start(chunk, out)
         usage = chunk.get("usage")
+        choices = chunk.get("choices")
+        if not self._started and (choices or usage):
+            # Not on Azure's leading prompt-filter chunk: it has no choices and no id.
+            self._start(chunk, out)
         if usage:
             self._usage = usage
-        choices = chunk.get("choices")
         if not choices:
             return
         choice = choices[0]

@@ -40,7 +40,13 @@ class LifespanHooks(Protocol):
 
 
 class BastionApp:
-    def __init__(self, llm: LLMEndpoints, info: InfoEndpoints, hooks: LifespanHooks) -> None:
+    def __init__(
+        self,
+        llm: LLMEndpoints,
+        info: InfoEndpoints,
+        hooks: LifespanHooks,
+        count_tokens: Handler | None = None,
+    ) -> None:
         self.llm = llm
         self.info = info
         self.hooks = hooks
@@ -62,6 +68,9 @@ class BastionApp:
         messages = self._llm_handler(Operation.CHAT, Dialect.ANTHROPIC)
         self.routes[("POST", "/v1/messages")] = messages
         self.routes[("POST", "/messages")] = messages
+        if count_tokens is not None:
+            self.routes[("POST", "/v1/messages/count_tokens")] = count_tokens
+            self.routes[("POST", "/messages/count_tokens")] = count_tokens
         self.routes[("GET", "/health/liveliness")] = info.liveliness
         self.routes[("GET", "/health/liveness")] = info.liveliness
         self.routes[("GET", "/health/readiness")] = info.readiness
