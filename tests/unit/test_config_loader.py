@@ -548,13 +548,13 @@ def test_planned_provider_says_not_supported_by_this_version() -> None:
             model_list:
               - model_name: claude
                 litellm_params:
-                  model: bedrock/anthropic.claude-3-5-sonnet-20240620-v1:0
+                  model: sagemaker/my-endpoint
                   aws_region_name: us-east-1
             """
         ),
         "model_list[0]",
     )
-    assert line.startswith("model_list[0].litellm_params.model: provider 'bedrock'")
+    assert line.startswith("model_list[0].litellm_params.model: provider 'sagemaker'")
     assert "not supported by this version" in line
 
 
@@ -674,7 +674,7 @@ def test_build_reports_every_deployment_problem_at_once() -> None:
           - model_name: a
             litellm_params: {model: opnai/gpt-4o}
           - model_name: b
-            litellm_params: {model: bedrock/anthropic.claude-v2}
+            litellm_params: {model: sagemaker/my-endpoint}
           - model_name: c
             litellm_params: {model: fake/c, litellm_credential_name: nope}
           - model_name: d

@@ -119,7 +119,7 @@ def test_unknown_prefix_without_close_match_lists_providers(registry: ProviderRe
 @pytest.mark.parametrize(
     "model",
     [
-        "bedrock/anthropic.claude-v2",
+        "replicate/meta/llama-3-70b",
         "anthropic/claude-3-5-sonnet",
         "vertex_ai/gemini-1.5-pro",
         "claude-3-5-sonnet-20241022",

@@ -229,6 +229,8 @@ LITELLM_PARAMS = frozenset(
         "aws_sts_endpoint",
         "aws_role_session_name",
         "aws_external_id",
+        "aws_session_name",
+        "model_id",
         "vertex_ai_project",
         "vertex_ai_location",
         "watsonx_region_name",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import email.utils
 import time
 import urllib.request
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import aiohttp
@@ -28,6 +28,8 @@ from bastion.providers.transport import (
 
 DEFAULT_TIMEOUT_S = 600.0
 MAX_ENDPOINT_CACHE = 4096
+# Turns a non-2xx answer into our error; providers with their own error format pass one.
+ErrorMapper = Callable[[int, bytes, Mapping[str, str], str, tuple[str | None, ...]], UpstreamError]
 
 
 def encode_headers(headers: Mapping[str, str]) -> bytes:
@@ -98,6 +100,7 @@ async def post_json(
     provider: str,
     timeout: float | None,
     secrets: tuple[str | None, ...] = (),
+    errors: ErrorMapper | None = None,
 ) -> tuple[int, bytes, bytes]:
     """POST and read the whole answer. Returns (status, body, content type)."""
     limit = timeout or DEFAULT_TIMEOUT_S
@@ -117,7 +120,7 @@ async def post_json(
             f"{provider}: connection failed ({_describe(exc)})", provider=provider
         ) from None
     if status >= 400:
-        raise error_from_response(status, body, resp_headers, provider, secrets)
+        raise (errors or error_from_response)(status, body, resp_headers, provider, secrets)
     return status, body, resp_headers.get("content-type", "application/json").encode()
 
 
@@ -184,12 +187,15 @@ async def open_sse(
     provider: str,
     stream_timeout: float | None,
     secrets: tuple[str | None, ...] = (),
+    errors: ErrorMapper | None = None,
 ) -> SSEStream | AiohttpSSEStream:
     limit = stream_timeout or DEFAULT_TIMEOUT_S
     try:
         endpoint = http.endpoint(url)
         if http.proxied(endpoint):
-            return await _open_sse_via_proxy(http, url, payload, headers, limit, provider, secrets)
+            return await _open_sse_via_proxy(
+                http, url, payload, headers, limit, provider, secrets, errors
+            )
         response = await http.pool.open_stream(
             endpoint, head, payload, first_byte_timeout=limit, read_timeout=limit
         )
@@ -198,7 +204,9 @@ async def open_sse(
                 body = await response.read_all()
             finally:
                 await response.aclose()
-            raise error_from_response(response.status, body, response.headers, provider, secrets)
+            raise (errors or error_from_response)(
+                response.status, body, response.headers, provider, secrets
+            )
     except TimeoutError:
         raise UpstreamTimeoutError(
             f"{provider}: stream did not start within {limit:g}s", provider=provider
@@ -228,6 +236,7 @@ async def _open_sse_via_proxy(
     timeout: float,
     provider: str,
     secrets: tuple[str | None, ...],
+    errors: ErrorMapper | None = None,
 ) -> AiohttpSSEStream:
     client_timeout = aiohttp.ClientTimeout(
         total=None, sock_connect=http.connect_timeout, sock_read=timeout
@@ -245,7 +254,7 @@ async def _open_sse_via_proxy(
             body = b""
         finally:
             resp.release()
-        raise error_from_response(resp.status, body, resp.headers, provider, secrets)
+        raise (errors or error_from_response)(resp.status, body, resp.headers, provider, secrets)
     return AiohttpSSEStream(resp, provider)
 
 

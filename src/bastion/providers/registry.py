@@ -6,6 +6,7 @@ import difflib
 
 from bastion.providers.azure import AZURE_VENDOR, AzureOpenAIProvider
 from bastion.providers.base import Provider
+from bastion.providers.bedrock import BedrockProvider
 from bastion.providers.fake import FakeProvider
 from bastion.providers.http import UpstreamHTTP
 from bastion.providers.openai_compatible import OpenAICompatibleProvider
@@ -16,8 +17,6 @@ from bastion.providers.vendors import VENDORS
 PLANNED_PROVIDERS = frozenset(
     {
         "anthropic",
-        "bedrock",
-        "bedrock_converse",
         "vertex_ai",
         "vertex_ai_beta",
         "gemini",
@@ -69,6 +68,7 @@ class ProviderRegistry:
         for vendor in VENDORS:
             self.register(OpenAICompatibleProvider(vendor, http))
         self.register(AzureOpenAIProvider(AZURE_VENDOR, http))
+        self.register(BedrockProvider(http), "bedrock_converse")
         self.register(FakeProvider())
 
     def register(self, provider: Provider, *aliases: str) -> None:
