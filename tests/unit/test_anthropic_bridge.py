@@ -348,3 +348,32 @@ async def test_drop_params_from_the_deployment_or_the_request_drops_server_tools
     await runtime.gateway.call(Operation.CHAT, request, False, Dialect.ANTHROPIC)
     (call,) = recorder.calls
     assert [t["function"]["name"] for t in call.body["tools"]] == ["f"]
+
+
+# -- SSE reader -------------------------------------------------------------------------------
+
+
+def read_all(pieces: list[bytes]) -> list[tuple[str | None, bytes]]:
+    from bastion.dialects.sse_reader import SSEReader
+
+    reader = SSEReader()
+    items = [item for piece in pieces for item in reader.feed(piece)]
+    return items + list(reader.close())
+
+
+RAW_SSE = (
+    b': comment\n\ndata: one\n\nevent: error\ndata: {"x":\ndata: 1}\n\n\ndata:two\n\ndata: tail'
+)
+EXPECTED_SSE = [(None, b"one"), ("error", b'{"x":\n1}'), (None, b"two"), (None, b"tail")]
+
+
+@pytest.mark.parametrize("size", [1, 2, 5, len(RAW_SSE)])
+def test_sse_reader_matches_the_sse_rules_however_split(size: int) -> None:
+    pieces = [RAW_SSE[i : i + size] for i in range(0, len(RAW_SSE), size)]
+    assert read_all(pieces) == EXPECTED_SSE
+
+
+def test_sse_reader_hands_a_stream_with_cr_to_the_full_parser_midway() -> None:
+    crlf = RAW_SSE.replace(b"\n", b"\r\n")
+    half = len(RAW_SSE) // 2
+    assert read_all([RAW_SSE[:half], crlf[half + RAW_SSE[:half].count(b"\n") :]]) == EXPECTED_SSE

@@ -64,6 +64,8 @@ def splits(data: bytes) -> dict[str, list[bytes]]:
         "bytes": [data[i : i + 1] for i in range(len(data))],
         "sevens": [data[i : i + 7] for i in range(0, len(data), 7)],
         "events": [part + b"\n\n" for part in data.split(b"\n\n") if part],
+        "crlf": [data.replace(b"\n", b"\r\n")],
+        "crlf-bytes": [bytes([b]) for b in data.replace(b"\n", b"\r\n")],
     }
 
 

@@ -195,11 +195,17 @@ def _assistant_message(blocks: list[Any], param: str, ctx: _Context) -> JSON:
     texts: list[str] = []
     calls: list[JSON] = []
     for index, block in enumerate(blocks):
+        # Text first and without building the field path: this loop is on the hot path.
+        kind = block.get("type") if type(block) is dict else None
+        if kind == "text":
+            text = block.get("text")
+            if type(text) is not str:
+                raise _missing(f"{param}.{index}", "text")
+            texts.append(text)
+            continue
         where = f"{param}.{index}"
         kind = _block_type(block, where)
-        if kind == "text":
-            texts.append(_string(block, "text", where))
-        elif kind == "tool_use":
+        if kind == "tool_use":
             calls.append(_tool_call(block, where))
         elif kind in ("thinking", "redacted_thinking"):
             continue
@@ -232,6 +238,13 @@ def _user_messages(blocks: list[Any], param: str, out: list[JSON], ctx: _Context
     parts: list[JSON] = []
     results = 0
     for index, block in enumerate(blocks):
+        kind = block.get("type") if type(block) is dict else None
+        if kind == "text":
+            text = block.get("text")
+            if type(text) is not str:
+                raise _missing(f"{param}.{index}", "text")
+            parts.append({"type": "text", "text": text})
+            continue
         where = f"{param}.{index}"
         kind = _block_type(block, where)
         if kind == "tool_result":
@@ -367,23 +380,27 @@ def _translate_tools(tools: Any, ctx: _Context) -> list[JSON]:
         raise InvalidRequestError("tools: must be a list of tool definitions", param="tools")
     functions: list[JSON] = []
     for index, tool in enumerate(tools):
-        where = f"tools.{index}"
-        if not isinstance(tool, dict):
-            raise InvalidRequestError(f"{where}: must be an object", param=where)
+        if type(tool) is not dict:
+            raise InvalidRequestError(f"tools.{index}: must be an object", param=f"tools.{index}")
         kind = tool.get("type")
-        if kind not in (None, "custom"):
-            ctx.unsupported(f"tool type '{kind}' (an Anthropic server or built-in tool)", where)
+        if kind is not None and kind != "custom":
+            what = f"tool type '{kind}' (an Anthropic server or built-in tool)"
+            ctx.unsupported(what, f"tools.{index}")
             continue
+        name = tool.get("name")
+        if type(name) is not str:
+            raise _missing(f"tools.{index}", "name")
         schema = tool.get("input_schema", _EMPTY_OBJECT_SCHEMA)
-        if not isinstance(schema, dict):
+        if type(schema) is not dict:
             raise InvalidRequestError(
-                f"{where}.input_schema: must be a JSON schema object", param=f"{where}.input_schema"
+                f"tools.{index}.input_schema: must be a JSON schema object",
+                param=f"tools.{index}.input_schema",
             )
-        function: JSON = {"name": _string(tool, "name", where)}
         description = tool.get("description")
-        if isinstance(description, str) and description:
-            function["description"] = description
-        function["parameters"] = schema
+        if type(description) is str and description:
+            function: JSON = {"name": name, "description": description, "parameters": schema}
+        else:
+            function = {"name": name, "parameters": schema}
         if tool.get("strict") is True:
             function["strict"] = True
         functions.append({"type": "function", "function": function})
@@ -434,8 +451,12 @@ def _response_format(body: JSON) -> JSON | None:
 def _string(obj: JSON, name: str, param: str) -> str:
     value = obj.get(name)
     if not isinstance(value, str):
-        raise InvalidRequestError(f"{param}.{name}: a string is required", param=f"{param}.{name}")
+        raise _missing(param, name)
     return value
+
+
+def _missing(param: str, name: str) -> InvalidRequestError:
+    return InvalidRequestError(f"{param}.{name}: a string is required", param=f"{param}.{name}")
 
 
 def _text_of(content: Any, param: str) -> str:

@@ -28,7 +28,7 @@ import orjson
 
 from bastion.core.errors import UpstreamConnectionError, UpstreamError, UpstreamStatusError
 from bastion.dialects.openai_response_to_anthropic import message_id, stop_reason, tool_use_id
-from bastion.dialects.sse import SSEEvent, SSEParser
+from bastion.dialects.sse_reader import SSEReader
 from bastion.dialects.usage import anthropic_usage_dict, usage_from_openai
 
 JSON = dict[str, Any]
@@ -68,7 +68,7 @@ class AnthropicStreamTranslator:
         "_finish",
         "_open",
         "_open_tool",
-        "_parser",
+        "_reader",
         "_refusal",
         "_request",
         "_started",
@@ -81,7 +81,7 @@ class AnthropicStreamTranslator:
 
     def __init__(self, request: JSON) -> None:
         self._request = request
-        self._parser = SSEParser()
+        self._reader = SSEReader()
         self._started = False
         self._block = -1  # index of the last block opened
         self._open: str | None = None  # kind of the open block: text, thinking or tool_use
@@ -100,8 +100,8 @@ class AnthropicStreamTranslator:
         if self.done or self.error is not None:
             return b""
         out: list[bytes] = []
-        for event in self._parser.feed(data):
-            self._handle(event, out)
+        for name, payload in self._reader.feed(data):
+            self._handle(name, payload, out)
             if self.done or self.error is not None:
                 break
         return b"".join(out)
@@ -111,8 +111,8 @@ class AnthropicStreamTranslator:
         if self.done or self.error is not None:
             return b""
         out: list[bytes] = []
-        for event in self._parser.close():
-            self._handle(event, out)
+        for name, payload in self._reader.close():
+            self._handle(name, payload, out)
         if not self.done and self.error is None:
             if self._finish is None:
                 self.error = UpstreamConnectionError(
@@ -124,9 +124,8 @@ class AnthropicStreamTranslator:
 
     # -- events ----------------------------------------------------------------------------
 
-    def _handle(self, event: SSEEvent, out: list[bytes]) -> None:
-        data = event.data
-        if data == "[DONE]":
+    def _handle(self, name: str | None, data: bytes, out: list[bytes]) -> None:
+        if data == b"[DONE]":
             if not self._started:
                 self._start({}, out)
             self._finalize(out)
@@ -142,7 +141,7 @@ class AnthropicStreamTranslator:
             return
         if not isinstance(chunk, dict):
             return
-        if "error" in chunk or event.event == "error":
+        if "error" in chunk or name == "error":
             self.error = _stream_error(chunk.get("error", chunk))
             return
         usage = chunk.get("usage")
