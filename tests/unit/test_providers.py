@@ -121,9 +121,9 @@ def test_unknown_prefix_without_close_match_lists_providers(registry: ProviderRe
     [
         "replicate/meta/llama-3-70b",
         "anthropic/claude-3-5-sonnet",
-        "vertex_ai/gemini-1.5-pro",
+        "sagemaker/my-endpoint",
         "claude-3-5-sonnet-20241022",
-        "gemini-1.5-flash",
+        "watsonx/ibm/granite-13b-chat-v2",
     ],
 )
 def test_planned_providers_say_not_supported_yet(registry: ProviderRegistry, model: str) -> None:

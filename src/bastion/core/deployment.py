@@ -19,6 +19,7 @@ class Operation(StrEnum):
     AUDIO_TRANSCRIPTION = "audio_transcription"
     MODERATION = "moderation"
     RESPONSES = "responses"
+    RERANK = "rerank"
 
 
 @dataclass(eq=False, slots=True)

@@ -6,6 +6,7 @@ from typing import Any
 
 from bastion.core.deployment import Operation
 from bastion.core.errors import InvalidRequestError
+from bastion.dialects.rerank import validate_rerank_request
 
 
 def validate_request(operation: Operation, body: dict[str, Any]) -> bool:
@@ -42,6 +43,8 @@ def validate_request(operation: Operation, body: dict[str, Any]) -> bool:
                 "'input' is required: a string, a non-empty list of strings or token arrays",
                 param="input",
             )
+    elif operation is Operation.RERANK:
+        validate_rerank_request(body)
     stream = body.get("stream", False)
     if stream is None:
         stream = False

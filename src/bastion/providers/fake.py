@@ -20,6 +20,7 @@ import orjson
 from bastion.core.deployment import Deployment, Operation
 from bastion.core.dialect import Dialect
 from bastion.core.errors import UpstreamError, UpstreamStatusError, UpstreamTimeoutError
+from bastion.dialects.rerank import local_rerank
 from bastion.providers.base import ProviderCall, ProviderResponse, ProviderStream
 from bastion.providers.fake_media import MEDIA_OPERATIONS, media_response
 
@@ -56,6 +57,8 @@ class FakeProvider:
         _raise_if_error(mock)
         if call.operation is Operation.EMBEDDING:
             return ProviderResponse(200, orjson.dumps(_embedding(call.body)))
+        if call.operation is Operation.RERANK:
+            return ProviderResponse(200, orjson.dumps(local_rerank(call.body)))
         text = _answer_text(mock, call)
         if call.operation in MEDIA_OPERATIONS:
             return media_response(call, text)

@@ -5,24 +5,22 @@ from __future__ import annotations
 import difflib
 
 from bastion.providers.azure import AZURE_VENDOR, AzureOpenAIProvider
+from bastion.providers.azure_ai import AZURE_AI_VENDOR, AzureAIProvider
 from bastion.providers.base import Provider
+from bastion.providers.cohere import CohereProvider
 from bastion.providers.bedrock import BedrockProvider
 from bastion.providers.fake import FakeProvider
+from bastion.providers.gemini import GeminiProvider
 from bastion.providers.http import UpstreamHTTP
 from bastion.providers.openai_compatible import OpenAICompatibleProvider
 from bastion.providers.vendors import VENDORS
+from bastion.providers.vertex import VertexProvider
 
 # Prefixes LiteLLM knows whose adapters are not in this build yet: named, so the
 # error says "not supported yet" instead of "unknown".
 PLANNED_PROVIDERS = frozenset(
     {
         "anthropic",
-        "vertex_ai",
-        "vertex_ai_beta",
-        "gemini",
-        "cohere",
-        "cohere_chat",
-        "azure_ai",
         "sagemaker",
         "huggingface",
         "replicate",
@@ -68,6 +66,10 @@ class ProviderRegistry:
         for vendor in VENDORS:
             self.register(OpenAICompatibleProvider(vendor, http))
         self.register(AzureOpenAIProvider(AZURE_VENDOR, http))
+        self.register(GeminiProvider(http))
+        self.register(VertexProvider(http), "vertex_ai_beta")
+        self.register(CohereProvider(http), "cohere_chat")
+        self.register(AzureAIProvider(AZURE_AI_VENDOR, http))
         self.register(BedrockProvider(http), "bedrock_converse")
         self.register(FakeProvider())
 

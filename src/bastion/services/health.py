@@ -21,6 +21,7 @@ _PROBES: dict[str, tuple[Operation, dict[str, Any]]] = {
     "chat": (Operation.CHAT, {"messages": [{"role": "user", "content": "ping"}], "max_tokens": 1}),
     "completion": (Operation.COMPLETION, {"prompt": "ping", "max_tokens": 1}),
     "embedding": (Operation.EMBEDDING, {"input": ["ping"]}),
+    "rerank": (Operation.RERANK, {"query": "ping", "documents": ["ping"], "top_n": 1}),
     "image_generation": (Operation.IMAGE_GENERATION, {"prompt": "a dot", "n": 1}),
     "audio_speech": (Operation.AUDIO_SPEECH, {"input": "ping", "voice": "alloy"}),
     "audio_transcription": (Operation.AUDIO_TRANSCRIPTION, {}),

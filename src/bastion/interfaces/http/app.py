@@ -61,6 +61,7 @@ class BastionApp:
                 ("/audio/transcriptions", Operation.AUDIO_TRANSCRIPTION),
                 ("/moderations", Operation.MODERATION),
                 ("/responses", Operation.RESPONSES),
+                ("/rerank", Operation.RERANK),
             ):
                 self.routes[("POST", prefix + path)] = self._llm_handler(operation)
             self.routes[("GET", prefix + "/models")] = info.models

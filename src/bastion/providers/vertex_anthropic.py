@@ -1,0 +1,120 @@
+"""Claude on Vertex AI: Anthropic's Messages API behind ``rawPredict`` / ``streamRawPredict``.
+
+The body is Anthropic's, re-enveloped: no ``model`` (it is in the URL) and
+``anthropic_version: vertex-2023-10-16``. Anthropic-dialect clients
+(``/v1/messages``) pass through; the answer and the SSE stream come back as
+Anthropic sent them. ``anthropic-beta`` client headers are forwarded.
+OpenAI-dialect clients get a 400 for now (the OpenAI ⇄ Anthropic translation lands with
+the native Anthropic provider).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from bastion.core.deployment import Deployment, Operation
+from bastion.core.dialect import Dialect
+from bastion.core.errors import UpstreamStatusError
+from bastion.dialects.openai_params import GATEWAY_FIELDS
+from bastion.providers.base import ProviderCall, ProviderResponse, ProviderStream
+from bastion.providers.http import UpstreamHTTP, encode_headers, open_sse, post_json
+
+if TYPE_CHECKING:
+    from bastion.providers.vertex import VertexProvider
+
+VERTEX_ANTHROPIC_VERSION = "vertex-2023-10-16"
+_FORWARDED_HEADERS = ("anthropic-beta",)
+# litellm_params defaults that mean the same in Anthropic's dialect as in OpenAI's.
+_SHARED_DEFAULTS = frozenset({"max_tokens", "temperature", "top_p", "top_k"})
+
+
+def vertex_anthropic_body(
+    body: dict[str, Any], *, stream: bool, defaults: dict[str, Any], also_drop: frozenset[str]
+) -> dict[str, Any]:
+    """An Anthropic Messages body as Vertex wants it. Pure."""
+    out = {
+        k: v
+        for k, v in body.items()
+        if k != "model" and k not in GATEWAY_FIELDS and k not in also_drop
+    }
+    for name, value in defaults.items():
+        if name in _SHARED_DEFAULTS and name not in out and name not in also_drop:
+            out[name] = value
+    out.setdefault("anthropic_version", VERTEX_ANTHROPIC_VERSION)
+    if stream:
+        out["stream"] = True
+    else:
+        out.pop("stream", None)
+    return out
+
+
+class VertexAnthropicProvider:
+    name = "vertex_ai"
+    dialects = frozenset({Dialect.OPENAI, Dialect.ANTHROPIC})
+
+    def __init__(self, http: UpstreamHTTP, vertex: VertexProvider) -> None:
+        self._http = http
+        self._vertex = vertex
+
+    def configure(self, deployment: Deployment) -> None:
+        self._vertex.configure(deployment)
+
+    def supports(self, operation: Operation) -> bool:
+        return operation is Operation.CHAT
+
+    async def send(self, deployment: Deployment, call: ProviderCall) -> ProviderResponse:
+        payload = self._payload(deployment, call)
+        headers, head = await self._headers(deployment, call)
+        status, body, content_type = await post_json(
+            self._http,
+            self._vertex.model_url(deployment, "rawPredict", publisher="anthropic"),
+            payload,
+            headers,
+            head,
+            provider=self.name,
+            timeout=call.timeout or deployment.timeout,
+        )
+        return ProviderResponse(status, body, content_type)
+
+    async def open_stream(self, deployment: Deployment, call: ProviderCall) -> ProviderStream:
+        payload = self._payload(deployment, call)
+        headers, head = await self._headers(deployment, call)
+        return await open_sse(
+            self._http,
+            self._vertex.model_url(deployment, "streamRawPredict", publisher="anthropic"),
+            payload,
+            headers,
+            head,
+            provider=self.name,
+            stream_timeout=call.timeout or deployment.stream_timeout or deployment.timeout,
+        )
+
+    def _payload(self, deployment: Deployment, call: ProviderCall) -> bytes:
+        if call.dialect is not Dialect.ANTHROPIC:
+            raise UpstreamStatusError(
+                f"deployment '{deployment.model_name}' (vertex_ai, Claude) takes Anthropic "
+                "Messages requests: call it through /v1/messages (OpenAI-style requests to "
+                "Claude on Vertex are not supported by this version yet)",
+                status=400,
+                provider=self.name,
+                error_type="invalid_request_error",
+            )
+        body = vertex_anthropic_body(
+            call.body,
+            stream=call.stream,
+            defaults=deployment.default_params,
+            also_drop=call.also_drop,
+        )
+        return orjson.dumps(body)
+
+    async def _headers(
+        self, deployment: Deployment, call: ProviderCall
+    ) -> tuple[dict[str, str], bytes]:
+        headers, _ = await self._vertex.headers(deployment)
+        for name in _FORWARDED_HEADERS:
+            value = call.client_headers.get(name)
+            if value:
+                headers[name] = value
+        return headers, encode_headers(headers)
