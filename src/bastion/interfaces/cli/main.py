@@ -27,6 +27,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "config":
         return _config_check(args.file)
+    if args.command == "db":
+        from bastion.interfaces.cli.db import run_db_command
+
+        return run_db_command(args)
     return _serve(args)
 
 
@@ -68,6 +72,9 @@ def _parser() -> argparse.ArgumentParser:
     check_cmd = check_sub.add_parser("check", help="validate a config and print what it serves")
     check_cmd.add_argument("file")
     sub.add_parser("version", help="print the version")
+    from bastion.interfaces.cli.db import add_db_parser
+
+    add_db_parser(sub)
     return parser
 
 
