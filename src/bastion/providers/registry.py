@@ -7,8 +7,8 @@ import difflib
 from bastion.providers.azure import AZURE_VENDOR, AzureOpenAIProvider
 from bastion.providers.azure_ai import AZURE_AI_VENDOR, AzureAIProvider
 from bastion.providers.base import Provider
-from bastion.providers.cohere import CohereProvider
 from bastion.providers.bedrock import BedrockProvider
+from bastion.providers.cohere import CohereProvider
 from bastion.providers.fake import FakeProvider
 from bastion.providers.gemini import GeminiProvider
 from bastion.providers.http import UpstreamHTTP
