@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 
+from bastion.providers.anthropic import AnthropicProvider
 from bastion.providers.azure import AZURE_VENDOR, AzureOpenAIProvider
 from bastion.providers.azure_ai import AZURE_AI_VENDOR, AzureAIProvider
 from bastion.providers.base import Provider
@@ -20,7 +21,6 @@ from bastion.providers.vertex import VertexProvider
 # error says "not supported yet" instead of "unknown".
 PLANNED_PROVIDERS = frozenset(
     {
-        "anthropic",
         "sagemaker",
         "huggingface",
         "replicate",
@@ -66,6 +66,7 @@ class ProviderRegistry:
         for vendor in VENDORS:
             self.register(OpenAICompatibleProvider(vendor, http))
         self.register(AzureOpenAIProvider(AZURE_VENDOR, http))
+        self.register(AnthropicProvider(http))
         self.register(GeminiProvider(http))
         self.register(VertexProvider(http), "vertex_ai_beta")
         self.register(CohereProvider(http), "cohere_chat")
