@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import anthropic
 import httpx
 import openai
 import pytest
@@ -368,3 +369,13 @@ def test_health_checks_rerank_models_with_a_tiny_rerank(env: Env) -> None:
     assert report["healthy_count"] == 1, report
     assert env.cohere.last.path == "/v2/rerank"
     assert env.cohere.last.json["documents"] == ["ping"]
+
+
+def test_anthropic_sdk_reaches_cohere_through_the_bridge(env: Env) -> None:
+    client = anthropic.Anthropic(base_url=env.gw.url, api_key=MASTER_KEY, max_retries=0)
+    message = client.messages.create(
+        model="command", max_tokens=32, messages=[{"role": "user", "content": "hi"}]
+    )
+    assert message.content[0].type == "text"
+    assert message.content[0].text == "Hello from command-a-03-2025."
+    assert env.cohere.last.path == "/v2/chat"

@@ -362,13 +362,54 @@ def test_anthropic_client_gets_anthropic_shaped_errors_from_vertex(env: Env) -> 
     assert body["error"]["type"] == "rate_limit_error"
 
 
-def test_openai_sdk_to_vertex_claude_is_a_clear_400_for_now(env: Env) -> None:
-    response = httpx.post(
-        f"{env.gw.url}/v1/chat/completions",
-        headers=auth(),
-        json={"model": "claude-vertex", "messages": USER_MSG},
-        timeout=10,
+def test_openai_sdk_to_vertex_claude_is_translated(env: Env) -> None:
+    reply = env.client.chat.completions.create(model="claude-vertex", messages=USER_MSG)
+    assert reply.choices[0].message.content == "Hello from claude-sonnet-4-5@20250929 on Vertex."
+    assert reply.choices[0].finish_reason == "stop"
+    sent = env.google.last
+    assert sent.path.endswith("/publishers/anthropic/models/claude-sonnet-4-5@20250929:rawPredict")
+    assert sent.json["anthropic_version"] == "vertex-2023-10-16" and "model" not in sent.json
+    assert sent.json["messages"][0]["role"] == "user" and sent.json["max_tokens"] > 0
+    chunks = list(
+        env.client.chat.completions.create(
+            model="claude-vertex",
+            messages=[{"role": "user", "content": "Weather in Paris?"}],
+            tools=[WEATHER_TOOL],
+            stream=True,
+            stream_options={"include_usage": True},
+        )
     )
-    error = assert_openai_error(response, 400)
-    assert "/v1/messages" in error["message"]
-    assert env.google.count("/publishers/anthropic/") == 0
+    arguments = "".join(
+        call.function.arguments or ""
+        for c in chunks
+        if c.choices
+        for call in c.choices[0].delta.tool_calls or []
+        if call.function
+    )
+    assert json.loads(arguments) == {"city": "Paris"}
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "tool_calls"
+    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == 7
+    assert env.google.last.path.endswith(":streamRawPredict")
+
+
+def test_health_probes_every_google_deployment(env: Env) -> None:
+    response = httpx.get(f"{env.gw.url}/health", headers=auth(), timeout=20)
+    report = response.json()
+    assert report["unhealthy_count"] == 0, report["unhealthy_endpoints"]
+    assert report["healthy_count"] == 5
+
+
+def test_anthropic_sdk_reaches_gemini_through_the_bridge(env: Env) -> None:
+    client = anthropic_client(env)
+    message = client.messages.create(
+        model="gemini", max_tokens=64, messages=[{"role": "user", "content": "hi"}]
+    )
+    assert message.content[0].type == "text"
+    assert message.content[0].text == "Hello from gemini-2.5-flash."
+    with client.messages.stream(
+        model="vertex", max_tokens=64, messages=[{"role": "user", "content": "hi there"}]
+    ) as stream:
+        text = "".join(stream.text_stream)
+        final = stream.get_final_message()
+    assert text == "Hello from gemini-2.5-pro."
+    assert final.usage.output_tokens == 3

@@ -4,8 +4,7 @@ The body is Anthropic's, re-enveloped: no ``model`` (it is in the URL) and
 ``anthropic_version: vertex-2023-10-16``. Anthropic-dialect clients
 (``/v1/messages``) pass through; the answer and the SSE stream come back as
 Anthropic sent them. ``anthropic-beta`` client headers are forwarded.
-OpenAI-dialect clients get a 400 for now (the OpenAI ⇄ Anthropic translation lands with
-the native Anthropic provider).
+OpenAI-dialect clients get the native Anthropic provider's translation both ways.
 """
 
 from __future__ import annotations
@@ -16,10 +15,14 @@ import orjson
 
 from bastion.core.deployment import Deployment, Operation
 from bastion.core.dialect import Dialect
-from bastion.core.errors import UpstreamStatusError
+from bastion.dialects.anthropic_response_to_openai import anthropic_to_openai_response
+from bastion.dialects.anthropic_stream_to_openai import AnthropicStreamTranslator
 from bastion.dialects.openai_params import GATEWAY_FIELDS
+from bastion.dialects.openai_to_anthropic import AnthropicRequest, openai_to_anthropic
+from bastion.providers.anthropic import TranslatedAnthropicStream, default_max_tokens
 from bastion.providers.base import ProviderCall, ProviderResponse, ProviderStream
 from bastion.providers.http import UpstreamHTTP, encode_headers, open_sse, post_json
+from bastion.providers.translated import include_usage
 
 if TYPE_CHECKING:
     from bastion.providers.vertex import VertexProvider
@@ -65,7 +68,8 @@ class VertexAnthropicProvider:
         return operation is Operation.CHAT
 
     async def send(self, deployment: Deployment, call: ProviderCall) -> ProviderResponse:
-        payload = self._payload(deployment, call)
+        request = self._translate(deployment, call)
+        payload = self._payload(deployment, call, request)
         headers, head = await self._headers(deployment, call)
         status, body, content_type = await post_json(
             self._http,
@@ -76,12 +80,16 @@ class VertexAnthropicProvider:
             provider=self.name,
             timeout=call.timeout or deployment.timeout,
         )
-        return ProviderResponse(status, body, content_type)
+        if request is None:
+            return ProviderResponse(status, body, content_type)
+        answer = anthropic_to_openai_response(body, json_mode=request.json_mode, provider=self.name)
+        return ProviderResponse(200, answer)
 
     async def open_stream(self, deployment: Deployment, call: ProviderCall) -> ProviderStream:
-        payload = self._payload(deployment, call)
+        request = self._translate(deployment, call)
+        payload = self._payload(deployment, call, request)
         headers, head = await self._headers(deployment, call)
-        return await open_sse(
+        stream = await open_sse(
             self._http,
             self._vertex.model_url(deployment, "streamRawPredict", publisher="anthropic"),
             payload,
@@ -90,16 +98,40 @@ class VertexAnthropicProvider:
             provider=self.name,
             stream_timeout=call.timeout or deployment.stream_timeout or deployment.timeout,
         )
+        if request is None:
+            return stream  # relayed untouched
+        translator = AnthropicStreamTranslator(
+            include_usage=include_usage(call.body),
+            json_mode=request.json_mode,
+            model=deployment.upstream_model,
+            provider=self.name,
+        )
+        return TranslatedAnthropicStream(stream, translator)
 
-    def _payload(self, deployment: Deployment, call: ProviderCall) -> bytes:
-        if call.dialect is not Dialect.ANTHROPIC:
-            raise UpstreamStatusError(
-                f"deployment '{deployment.model_name}' (vertex_ai, Claude) takes Anthropic "
-                "Messages requests: call it through /v1/messages (OpenAI-style requests to "
-                "Claude on Vertex are not supported by this version yet)",
-                status=400,
-                provider=self.name,
-                error_type="invalid_request_error",
+    def _translate(self, deployment: Deployment, call: ProviderCall) -> AnthropicRequest | None:
+        """The Anthropic body for an OpenAI-dialect call; None when the client speaks Anthropic."""
+        if call.dialect is Dialect.ANTHROPIC:
+            return None
+        body = {**deployment.default_params, **call.body}
+        drop = deployment.drop_params if call.drop_params is None else call.drop_params
+        return openai_to_anthropic(
+            body,
+            model=deployment.upstream_model,
+            stream=call.stream,
+            label=f"deployment '{deployment.model_name}' ({self.name})",
+            drop_params=bool(drop),
+            also_drop=call.also_drop,
+            default_max_tokens=default_max_tokens(deployment.model_info),
+        )
+
+    def _payload(
+        self, deployment: Deployment, call: ProviderCall, request: AnthropicRequest | None
+    ) -> bytes:
+        if request is not None:
+            return orjson.dumps(
+                vertex_anthropic_body(
+                    request.body, stream=call.stream, defaults={}, also_drop=frozenset()
+                )
             )
         body = vertex_anthropic_body(
             call.body,
