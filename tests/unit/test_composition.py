@@ -36,8 +36,7 @@ def test_request_defaults_from_litellm_params_and_extra_body_and_unused_warned()
         "chat_template_kwargs": {"enable_thinking": False},
     }
     assert any(
-        "model_list[0].litellm_params.totally_unknown_knob" in w
-        and "not sent upstream" in w
+        "model_list[0].litellm_params.totally_unknown_knob" in w and "not sent upstream" in w
         for w in loaded.warnings
     )
 
