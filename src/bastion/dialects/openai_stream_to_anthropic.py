@@ -151,13 +151,13 @@ class AnthropicStreamTranslator:
             self._start(chunk, out)
         if usage:
             self._usage = usage
-        if not choices:
+        if not choices or not isinstance(choices, list):
             return
         choice = choices[0]
-        if not isinstance(choice, dict) or choice.get("index", 0) != 0:
+        if not isinstance(choice, dict) or choice.get("index") not in (0, None):
             return
         delta = choice.get("delta")
-        if delta:
+        if delta and isinstance(delta, dict):
             self._delta(delta, out)
         finish = choice.get("finish_reason")
         if finish:
@@ -200,7 +200,7 @@ class AnthropicStreamTranslator:
             self._refusal = True
             self._text(refusal, out)
         calls = delta.get("tool_calls")
-        if calls:
+        if calls and isinstance(calls, list):
             for call in calls:
                 if isinstance(call, dict):
                     self._tool_call(call, out)
@@ -307,18 +307,31 @@ def _stream_error(error: Any) -> UpstreamStatusError:
     )
 
 
+def _untranslatable(exc: Exception) -> UpstreamStatusError:
+    """An upstream chunk of a shape no OpenAI-compatible server should send."""
+    return UpstreamStatusError(
+        f"the upstream stream could not be translated ({type(exc).__name__}: {exc})", status=502
+    )
+
+
 async def anthropic_stream_from_openai(
     chunks: AsyncIterator[bytes], request: JSON
 ) -> AsyncIterator[bytes]:
     """Translate an upstream OpenAI SSE byte stream; an upstream error is raised, not yielded."""
     translator = AnthropicStreamTranslator(request)
     async for chunk in chunks:
-        out = translator.feed(chunk)
+        try:
+            out = translator.feed(chunk)
+        except (TypeError, ValueError, AttributeError, KeyError, IndexError) as exc:
+            raise _untranslatable(exc) from exc
         if out:
             yield out
         if translator.error is not None:
             raise translator.error
-    out = translator.close()
+    try:
+        out = translator.close()
+    except (TypeError, ValueError, AttributeError, KeyError, IndexError) as exc:
+        raise _untranslatable(exc) from exc
     if out:
         yield out
     if translator.error is not None:
