@@ -295,7 +295,8 @@ def test_anthropic_sdk_messages_through_invoke_model(env: Env) -> None:
         max_tokens=100,
         system="Be brief.",
         messages=[{"role": "user", "content": "hello there"}],
-        extra_headers={"anthropic-beta": "prompt-caching-2024-07-31,output-128k-2025-02-19"},
+        # Claude Code's own flag is one Bedrock would refuse: it is left out.
+        extra_headers={"anthropic-beta": "claude-code-20250219,output-128k-2025-02-19"},
     )
     assert message.content[0].type == "text"
     assert message.content[0].text == "[bedrock] Mock reply to: hello there"
@@ -307,7 +308,7 @@ def test_anthropic_sdk_messages_through_invoke_model(env: Env) -> None:
         "system": "Be brief.",
         "messages": [{"role": "user", "content": "hello there"}],
         "anthropic_version": "bedrock-2023-05-31",
-        "anthropic_beta": ["prompt-caching-2024-07-31", "output-128k-2025-02-19"],
+        "anthropic_beta": ["output-128k-2025-02-19"],
     }
     assert seen.authenticated and seen.access_key == ENV_KEY
 

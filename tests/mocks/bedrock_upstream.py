@@ -27,42 +27,29 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import datetime
-import hmac
 import json
 import re
 import secrets
 import socket
 import struct
 import threading
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
-from urllib.parse import parse_qs, unquote
+from urllib.parse import unquote
 
 from aiohttp import web
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest
-from botocore.credentials import Credentials
 
 from bastion.providers.bedrock_eventstream import encode_event, encode_exception
 
 from . import bedrock_wire as wire
+from .aws_auth import AwsIdentities, Denied, Verdict, sts_answer
 
 _ROUTE = re.compile(
     r"^/model/([^/]+)/(converse|converse-stream|invoke|invoke-with-response-stream)$"
 )
-_AUTH = re.compile(
-    r"^AWS4-HMAC-SHA256 Credential=([^/]+)/(\d{8})/([^/]+)/([^/]+)/aws4_request, "
-    r"SignedHeaders=([^,]+), Signature=([0-9a-f]{64})$"
-)
 EVENTSTREAM = "application/vnd.amazon.eventstream"
-_SIGNATURE_MISMATCH = (
-    "The request signature we calculated does not match the signature you provided. Check your "
-    "AWS Secret Access Key and signing method. Consult the service documentation for details."
-)
 
 # ---------------------------------------------------------------------------------------------
 # Faults
@@ -180,12 +167,6 @@ class StreamRecord:
     outcome: str = "active"  # completed, exception, reset, corrupt, disconnected
 
 
-@dataclass
-class _Identity:
-    secret: str
-    token: str | None = None
-
-
 # ---------------------------------------------------------------------------------------------
 # The server
 
@@ -208,7 +189,7 @@ class MockBedrockUpstream:
         self.cache_read_tokens = cache_read_tokens
         self.cache_write_tokens = cache_write_tokens
         self.web_identity_tokens = set(web_identity_tokens)
-        self._identities = {k: _Identity(v) for k, v in (credentials or {}).items()}
+        self.identities = AwsIdentities(credentials)
         self._lock = threading.Lock()
         self._requests: list[BedrockRequest] = []
         self._streams: list[StreamRecord] = []
@@ -288,10 +269,6 @@ class MockBedrockUpstream:
 
     # -- test-facing API (thread-safe) ------------------------------------------------------------
 
-    def add_credentials(self, access_key: str, secret: str, token: str | None = None) -> None:
-        with self._lock:
-            self._identities[access_key] = _Identity(secret, token)
-
     @property
     def requests(self) -> list[BedrockRequest]:
         with self._lock:
@@ -361,10 +338,8 @@ class MockBedrockUpstream:
         headers = {k.lower(): v for k, v in request.headers.items()}
         if operation == "sts":
             self._record(BedrockRequest(request.method, path, None, "sts", headers, None, raw))
-            return self._sts(request, raw, headers, path)
-        access_key, scope_region, denied = self._authenticate(
-            request, raw, headers, path, "bedrock"
-        )
+            return self._sts(raw, headers, path)
+        verdict, denied = self._authenticate(request, raw, headers, path)
         self._record(
             BedrockRequest(
                 request.method,
@@ -374,8 +349,8 @@ class MockBedrockUpstream:
                 headers,
                 body,
                 raw,
-                access_key,
-                scope_region,
+                verdict.access_key,
+                verdict.region,
                 denied is None,
             )
         )
@@ -447,19 +422,21 @@ class MockBedrockUpstream:
                     break
                 await response.write(frame)
                 record.events_sent += 1
+            # The outcome is recorded before the last bytes leave: a test that has read
+            # them may look at it at once.
             if isinstance(fault, StreamExceptionFault):
+                record.outcome = "exception"
                 payload = json.dumps({"message": fault.message}).encode()
                 await response.write(encode_exception(fault.exception_type, payload))
-                record.outcome = "exception"
             elif isinstance(fault, ResetMidStreamFault):
-                await _abort(request)
                 record.outcome = "reset"
+                await _abort(request)
                 return response
             elif isinstance(fault, CorruptFrameFault):
+                record.outcome = "corrupt"
                 frame = bytearray(frames[cut or 0])
                 frame[-1] ^= 0xFF
                 await response.write(bytes(frame))
-                record.outcome = "corrupt"
             else:
                 record.outcome = "completed"
             await response.write_eof()
@@ -472,177 +449,31 @@ class MockBedrockUpstream:
         with self._lock:
             self._requests.append(record)
 
-    # -- authentication ---------------------------------------------------------------------------
+    # -- authentication and STS -----------------------------------------------------------------
 
     def _authenticate(
-        self,
-        request: web.Request,
-        raw: bytes,
-        headers: dict[str, str],
-        path: str,
-        service: str,
-        *,
-        region: str | None = "",
-    ) -> tuple[str | None, str | None, web.Response | None]:
-        """(access key, signed region, None) or a Bedrock-shaped 403 for a bad signature.
-
-        ``region`` is the one the signature must be scoped to: the mock's by default,
-        any with None (STS, which the SDK may sign for any region).
-        """
-        expected_region = self.region if region == "" else region
+        self, request: web.Request, raw: bytes, headers: dict[str, str], path: str
+    ) -> tuple[Verdict, web.Response | None]:
+        """The request's SigV4 verdict (or an API key's), and Bedrock's 403 when refused."""
         authorization = headers.get("authorization", "")
         if authorization.startswith("Bearer "):
             if authorization[7:] in self.api_keys:
-                return None, None, None
-            return (
-                None,
-                None,
-                _aws_error(
-                    403,
-                    "UnrecognizedClientException",
-                    "Invalid API Key format: Must start with pre-defined prefix",
-                ),
-            )
-        match = _AUTH.match(authorization)
-        if match is None:
-            return (
-                None,
-                None,
-                _aws_error(
-                    403, "MissingAuthenticationTokenException", "Missing Authentication Token"
-                ),
-            )
-        access_key, day, scope_region, signed_service, signed_names, signature = match.groups()
-        region = scope_region
-        with self._lock:
-            identity = self._identities.get(access_key)
-        if identity is None:
-            return (
-                access_key,
-                region,
-                _aws_error(
-                    403,
-                    "UnrecognizedClientException",
-                    "The security token included in the request is invalid.",
-                ),
-            )
-        if identity.token is not None and headers.get("x-amz-security-token") != identity.token:
-            return (
-                access_key,
-                region,
-                _aws_error(
-                    403,
-                    "UnrecognizedClientException",
-                    "The security token included in the request is invalid.",
-                ),
-            )
-        amz_date = headers.get("x-amz-date", "")
-        names = signed_names.split(";")
-        wrong_region = expected_region is not None and region != expected_region
-        if wrong_region or signed_service != service or not amz_date.startswith(day):
-            return (
-                access_key,
-                region,
-                _aws_error(
-                    403,
-                    "InvalidSignatureException",
-                    "Credential should be scoped to a valid region and service "
-                    f"('{expected_region}', '{service}').",
-                ),
-            )
-        if "host" not in names or "x-amz-date" not in names:
-            return (
-                access_key,
-                region,
-                _aws_error(
-                    403, "IncompleteSignatureException", "host and x-amz-date must be signed"
-                ),
-            )
-        try:
-            when = datetime.datetime.strptime(amz_date, "%Y%m%dT%H%M%SZ").replace(
-                tzinfo=datetime.UTC
-            )
-        except ValueError:
-            return (
-                access_key,
-                region,
-                _aws_error(403, "IncompleteSignatureException", "bad X-Amz-Date"),
-            )
-        if abs(time.time() - when.timestamp()) > 300:
-            return (
-                access_key,
-                region,
-                _aws_error(403, "InvalidSignatureException", "Signature expired"),
-            )
-        aws_request = AWSRequest(
-            method=request.method,
-            url=f"http://{headers.get('host', '')}{path}",
-            data=raw,
-            headers={n: headers[n] for n in names if n != "host" and n in headers},
+                return Verdict(), None
+            denied = Denied("UnrecognizedClientException", "Invalid API Key format")
+            return Verdict(denied=denied), _aws_error(403, denied.error_type, denied.message)
+        verdict = self.identities.verify(
+            request.method, path, headers, raw, service="bedrock", region=self.region
         )
-        aws_request.context["timestamp"] = amz_date
-        signer = SigV4Auth(
-            Credentials(access_key, identity.secret, identity.token), service, region
-        )
-        canonical = signer.canonical_request(aws_request)
-        expected = signer.signature(signer.string_to_sign(aws_request, canonical), aws_request)
-        if not hmac.compare_digest(expected, signature):
-            return (
-                access_key,
-                region,
-                _aws_error(
-                    403,
-                    "InvalidSignatureException",
-                    _SIGNATURE_MISMATCH,
-                ),
-            )
-        return access_key, region, None
+        if verdict.denied is None:
+            return verdict, None
+        return verdict, _aws_error(403, verdict.denied.error_type, verdict.denied.message)
 
-    # -- STS --------------------------------------------------------------------------------------
-
-    def _sts(
-        self, request: web.Request, raw: bytes, headers: dict[str, str], path: str
-    ) -> web.Response:
-        form = {k: v[0] for k, v in parse_qs(raw.decode()).items()}
-        action = form.get("Action", "")
-        if action == "AssumeRoleWithWebIdentity":
-            if form.get("WebIdentityToken") not in self.web_identity_tokens:
-                return _sts_error(
-                    400, "InvalidIdentityToken", "The web identity token is not valid."
-                )
-        elif action == "AssumeRole":
-            _, _, denied = self._authenticate(request, raw, headers, path, "sts", region=None)
-            if denied is not None:
-                return _sts_error(403, "AccessDenied", "Not authorized to perform sts:AssumeRole")
-        else:
-            return _sts_error(400, "InvalidAction", f"Could not find operation {action}")
-        access_key = "ASIA" + secrets.token_hex(8).upper()
-        secret = secrets.token_urlsafe(30)
-        token = "FQoGZXIvYXdzE" + secrets.token_urlsafe(60)
-        self.add_credentials(access_key, secret, token)
-        with self._lock:
-            self.assumed.append(
-                {
-                    "action": action,
-                    "role": form.get("RoleArn", ""),
-                    "session": form.get("RoleSessionName", ""),
-                }
-            )
-        expiry = (datetime.datetime.now(datetime.UTC) + datetime.timedelta(hours=1)).strftime(
-            "%Y-%m-%dT%H:%M:%SZ"
-        )
-        result = f"{action}Result"
-        xml = (
-            f'<{action}Response xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><{result}>'
-            f"<Credentials><AccessKeyId>{access_key}</AccessKeyId>"
-            f"<SecretAccessKey>{secret}</SecretAccessKey><SessionToken>{token}</SessionToken>"
-            f"<Expiration>{expiry}</Expiration></Credentials><AssumedRoleUser>"
-            f"<AssumedRoleId>AROA:{form.get('RoleSessionName', '')}</AssumedRoleId>"
-            f"<Arn>{form.get('RoleArn', '')}</Arn></AssumedRoleUser></{result}>"
-            f"<ResponseMetadata><RequestId>{secrets.token_hex(8)}</RequestId></ResponseMetadata>"
-            f"</{action}Response>"
-        )
-        return web.Response(body=xml.encode(), content_type="text/xml")
+    def _sts(self, raw: bytes, headers: dict[str, str], path: str) -> web.Response:
+        answer = sts_answer(self.identities, self.web_identity_tokens, path, headers, raw)
+        if answer.assumed is not None:
+            with self._lock:
+                self.assumed.append(answer.assumed)
+        return web.Response(body=answer.xml, status=answer.status, content_type="text/xml")
 
 
 def _json(payload: Any, status: int = 200) -> web.Response:
@@ -663,14 +494,6 @@ def _aws_error(
     )
     response.headers.update(extra or {})
     return response
-
-
-def _sts_error(status: int, code: str, message: str) -> web.Response:
-    xml = (
-        '<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>Sender</Type>'
-        f"<Code>{code}</Code><Message>{message}</Message></Error><RequestId>x</RequestId></ErrorResponse>"
-    )
-    return web.Response(body=xml.encode(), status=status, content_type="text/xml")
 
 
 async def _abort(request: web.Request) -> None:

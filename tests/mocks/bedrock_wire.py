@@ -43,6 +43,8 @@ IMAGE_MAGIC = {
     "webp": b"RIFF",
 }
 BEDROCK_ANTHROPIC_VERSION = "bedrock-2023-05-31"
+# Flags only Anthropic's own API knows: Bedrock answers them with "invalid beta flag".
+ANTHROPIC_ONLY_BETAS = ("claude-code-", "oauth-", "files-api-", "mcp-client-")
 
 
 class WireError(Exception):
@@ -300,6 +302,9 @@ def check_invoke(body: Any) -> None:
         not isinstance(betas, list) or not all(isinstance(b, str) for b in betas)
     ):
         raise WireError("Malformed input request: anthropic_beta must be a list of strings")
+    for beta in betas or []:
+        if beta.startswith(ANTHROPIC_ONLY_BETAS):
+            raise WireError("invalid beta flag")
 
 
 def plan_invoke(body: JSON, name: str, cache_read: int, cache_write: int) -> Plan:

@@ -140,15 +140,18 @@ def test_nothing_found_is_unavailable_not_a_crash(aws_env: Path) -> None:
 
 
 def test_cache_resolves_a_source_once(aws_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (aws_env / "credentials").write_text(
+        "[other]\naws_access_key_id = AKIDOTHER\naws_secret_access_key = o-secret\n"
+    )
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDENV")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "env-secret")
     cache = CredentialCache()
     calls = []
     real = bedrock_auth.resolve
     monkeypatch.setattr(bedrock_auth, "resolve", lambda spec: calls.append(spec) or real(spec))
-    first = cache.get(CredentialSpec(region="us-east-1"))
-    assert cache.get(CredentialSpec(region="us-east-1")) is first
-    assert cache.get(CredentialSpec(region="eu-west-1")) is not first
+    first = cache.get(CredentialSpec())
+    assert cache.get(CredentialSpec()) is first
+    assert cache.get(CredentialSpec(profile_name="other")) is not first
     assert len(calls) == 2
 
 

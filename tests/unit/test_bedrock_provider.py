@@ -13,7 +13,7 @@ import pytest
 
 from bastion.core.deployment import Deployment, Operation
 from bastion.core.dialect import Dialect
-from bastion.core.errors import UpstreamError
+from bastion.core.errors import InvalidRequestError, UpstreamError
 from bastion.dialects.anthropic_bedrock import ChunkError, chunk_to_sse, invoke_body
 from bastion.providers.bedrock import BedrockProvider
 from bastion.providers.bedrock_errors import bedrock_error
@@ -205,13 +205,18 @@ def test_invoke_body_re_envelopes_an_anthropic_body() -> None:
         "max_tokens": 100,
         "messages": [{"role": "user", "content": "hi"}],
         "thinking": {"type": "enabled", "budget_tokens": 1024},
-        "anthropic_beta": ["a"],
+        "anthropic_beta": ["mine-as-is"],
         "fallbacks": ["other"],
         "drop_me": 1,
+        "service_tier": "auto",
     }
     out = invoke_body(
         body,
-        {"anthropic-beta": "b, a ,c", "anthropic-version": "2023-06-01"},
+        {
+            "anthropic-beta": "claude-code-20250219, context-1m-2025-08-07 ,mine-as-is,"
+            "oauth-2025-04-20,interleaved-thinking-2025-05-14",
+            "anthropic-version": "2023-06-01",
+        },
         defaults={"temperature": 0.1, "max_tokens": 5, "user": "x"},
         also_drop=frozenset({"drop_me"}),
     )
@@ -219,11 +224,34 @@ def test_invoke_body_re_envelopes_an_anthropic_body() -> None:
         "max_tokens": 100,
         "messages": [{"role": "user", "content": "hi"}],
         "thinking": {"type": "enabled", "budget_tokens": 1024},
-        "anthropic_beta": ["a", "b", "c"],
+        "anthropic_beta": [
+            "mine-as-is",
+            "context-1m-2025-08-07",
+            "interleaved-thinking-2025-05-14",
+        ],
         "anthropic_version": "bedrock-2023-05-31",
         "temperature": 0.1,
     }
     assert "model" in body and "stream" in body  # the client's body is not modified
+
+
+def test_invoke_body_refuses_fields_bedrock_rejects_unless_dropped() -> None:
+    body = {
+        "max_tokens": 10,
+        "messages": [],
+        "container": "c1",
+        "service_tier": "auto",
+        "metadata": {"user_id": "u"},
+    }
+    with pytest.raises(InvalidRequestError, match="'container' is not supported by dep"):
+        invoke_body(body, {}, label="dep")
+    out = invoke_body(body, {}, drop_params=True)
+    assert out == {
+        "max_tokens": 10,
+        "messages": [],
+        "metadata": {"user_id": "u"},
+        "anthropic_version": "bedrock-2023-05-31",
+    }
 
 
 def chunk(event: dict[str, Any]) -> bytes:

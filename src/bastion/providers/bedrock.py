@@ -105,6 +105,7 @@ class BedrockProvider:
         self._http = http
         self._credentials = credentials or CredentialCache()
         self._targets: dict[tuple[str, str], _Target] = {}
+        self._profile_regions: dict[str | None, str | None] = {}
         if anthropic_native:
             self.dialects = frozenset({Dialect.OPENAI, Dialect.ANTHROPIC})
             self._claude_provider: BedrockProvider = self
@@ -225,13 +226,27 @@ class BedrockProvider:
                 provider=NAME,
                 error_type="invalid_request_error",
             )
+        label = _label(deployment, call, target)
         body = invoke_body(
             call.body,
             call.client_headers,
             defaults=deployment.default_params,
             also_drop=call.also_drop,
+            drop_params=label.drop_params,
+            label=label.label,
         )
         return orjson.dumps(body)
+
+    def _profile_region(self, params: dict[str, Any]) -> str:
+        """The region of the AWS config file's profile (read once per profile), else LiteLLM's."""
+        profile = _text(params.get("aws_profile_name"))
+        if profile not in self._profile_regions:
+            try:
+                region = botocore.session.Session(profile=profile).get_config_variable("region")
+            except BotoCoreError:
+                region = None
+            self._profile_regions[profile] = str(region) if region else None
+        return self._profile_regions[profile] or DEFAULT_REGION
 
     def _target(self, deployment: Deployment) -> _Target:
         target = self._targets.get((deployment.id, deployment.upstream_model))
@@ -244,7 +259,7 @@ class BedrockProvider:
         model_id = str(params.get("model_id") or _strip_route(deployment.upstream_model))
         if not model_id:
             raise ValueError("bedrock deployments need a model id, e.g. bedrock/anthropic.claude-…")
-        region = _region(params, model_id)
+        region = _region(params, model_id) or self._profile_region(params)
         endpoint = (
             deployment.api_base
             or _text(params.get("aws_bedrock_runtime_endpoint"))
@@ -254,7 +269,8 @@ class BedrockProvider:
         deployment.api_base = endpoint
         base_model = str(params.get("base_model") or deployment.model_info.get("base_model") or "")
         claude = is_claude(model_id) or is_claude(base_model)
-        spec = CredentialSpec.from_params(params, region)
+        # The region matters to credentials only for the STS call of aws_role_name.
+        spec = CredentialSpec.from_params(params, region if params.get("aws_role_name") else "")
         bearer = deployment.api_key
         if bearer is None and not spec.access_key_id and not spec.profile_name:
             bearer = os.environ.get("AWS_BEARER_TOKEN_BEDROCK") or None
@@ -298,7 +314,7 @@ def _strip_route(model: str) -> str:
     return model
 
 
-def _region(params: dict[str, Any], model_id: str) -> str:
+def _region(params: dict[str, Any], model_id: str) -> str | None:
     explicit = _text(params.get("aws_region_name"))
     if explicit:
         return explicit
@@ -310,12 +326,7 @@ def _region(params: dict[str, Any], model_id: str) -> str:
         value = os.environ.get(name)
         if value:
             return value
-    try:
-        profile = _text(params.get("aws_profile_name"))
-        configured = botocore.session.Session(profile=profile).get_config_variable("region")
-    except BotoCoreError:
-        configured = None
-    return str(configured) if configured else DEFAULT_REGION
+    return None
 
 
 def _default_endpoint(region: str) -> str:

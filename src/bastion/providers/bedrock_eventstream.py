@@ -18,7 +18,7 @@ import struct
 import uuid
 import zlib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from typing import NamedTuple
 
 PRELUDE_LENGTH = 12
 MIN_MESSAGE_LENGTH = PRELUDE_LENGTH + 4
@@ -44,9 +44,8 @@ class EventStreamError(ValueError):
     """The bytes are not a valid event stream (bad CRC, impossible lengths, bad header)."""
 
 
-@dataclass(frozen=True, slots=True)
-class EventMessage:
-    headers: dict[str, HeaderValue]
+class EventMessage(NamedTuple):
+    headers: Mapping[str, HeaderValue]  # shared between messages: read, never modify
     payload: bytes
 
     def header(self, name: str) -> str:
@@ -60,53 +59,79 @@ class EventMessage:
 
 
 class EventStreamDecoder:
-    """Feed bytes split anywhere; get the complete messages out, CRCs verified."""
+    """Feed bytes split anywhere; get the complete messages out, CRCs verified.
 
-    __slots__ = ("_buffer",)
+    Bytes of an unfinished message wait in a list until the prelude's length says the
+    message is complete, so a large message arriving in many pieces is joined once.
+    Header blocks repeat (each event type has the same three headers), so parsed
+    header blocks are cached by their bytes.
+    """
+
+    __slots__ = ("_header_cache", "_need", "_parts", "_size")
 
     def __init__(self) -> None:
-        self._buffer = bytearray()
+        self._parts: list[bytes] = []
+        self._size = 0
+        self._need = 0
+        self._header_cache: dict[bytes, dict[str, HeaderValue]] = {}
 
     @property
     def pending(self) -> int:
         """Bytes received that do not yet form a whole message."""
-        return len(self._buffer)
+        return self._size
 
     def feed(self, data: bytes) -> list[EventMessage]:
-        buffer = self._buffer
-        buffer += data
+        if self._parts:
+            self._parts.append(data)
+            self._size += len(data)
+            if self._size < self._need:
+                return []
+            buffer = b"".join(self._parts)
+            self._parts = []
+            self._size = 0
+        else:
+            buffer = bytes(data)
+        view = memoryview(buffer)
         messages: list[EventMessage] = []
         start = 0
         end = len(buffer)
+        need = PRELUDE_LENGTH
         while end - start >= PRELUDE_LENGTH:
             total, headers_length, prelude_crc = _PRELUDE.unpack_from(buffer, start)
-            with memoryview(buffer) as view:
-                if zlib.crc32(view[start : start + 8]) != prelude_crc:
-                    raise EventStreamError("event stream prelude CRC mismatch")
-                if not MIN_MESSAGE_LENGTH <= total <= MAX_MESSAGE_LENGTH or (
-                    headers_length > min(MAX_HEADERS_LENGTH, total - MIN_MESSAGE_LENGTH)
-                ):
-                    raise EventStreamError(
-                        f"event stream message lengths are impossible "
-                        f"(total {total}, headers {headers_length})"
-                    )
-                if end - start < total:
-                    break
-                body_end = start + total - 4
-                (message_crc,) = _U32.unpack_from(buffer, body_end)
-                if zlib.crc32(view[start:body_end]) != message_crc:
-                    raise EventStreamError("event stream message CRC mismatch")
-                headers_start = start + PRELUDE_LENGTH
-                payload_start = headers_start + headers_length
-                headers = _parse_headers(view[headers_start:payload_start])
-                messages.append(EventMessage(headers, bytes(view[payload_start:body_end])))
+            if zlib.crc32(view[start : start + 8]) != prelude_crc:
+                raise EventStreamError("event stream prelude CRC mismatch")
+            if not MIN_MESSAGE_LENGTH <= total <= MAX_MESSAGE_LENGTH or (
+                headers_length > min(MAX_HEADERS_LENGTH, total - MIN_MESSAGE_LENGTH)
+            ):
+                raise EventStreamError(
+                    f"event stream message lengths are impossible "
+                    f"(total {total}, headers {headers_length})"
+                )
+            if end - start < total:
+                need = total
+                break
+            body_end = start + total - 4
+            (message_crc,) = _U32.unpack_from(buffer, body_end)
+            if zlib.crc32(view[start + 8 : body_end], prelude_crc) != message_crc:
+                raise EventStreamError("event stream message CRC mismatch")
+            headers_start = start + PRELUDE_LENGTH
+            payload_start = headers_start + headers_length
+            raw_headers = buffer[headers_start:payload_start]
+            headers = self._header_cache.get(raw_headers)
+            if headers is None:
+                headers = _parse_headers(raw_headers)
+                if len(self._header_cache) < 64:
+                    self._header_cache[raw_headers] = headers
+            messages.append(EventMessage(headers, buffer[payload_start:body_end]))
             start += total
-        if start:
-            del buffer[:start]
+        if start < end:
+            self._parts = [buffer[start:]]
+            self._size = end - start
+            self._need = need
         return messages
 
 
-def _parse_headers(data: memoryview) -> dict[str, HeaderValue]:
+def _parse_headers(data: bytes) -> dict[str, HeaderValue]:
     headers: dict[str, HeaderValue] = {}
     pos = 0
     size = len(data)
@@ -114,7 +139,7 @@ def _parse_headers(data: memoryview) -> dict[str, HeaderValue]:
         while pos < size:
             name_length = data[pos]
             pos += 1
-            name = bytes(data[pos : pos + name_length]).decode("utf-8")
+            name = data[pos : pos + name_length].decode("utf-8")
             pos += name_length
             value_type = data[pos]
             pos += 1
@@ -128,13 +153,13 @@ def _parse_headers(data: memoryview) -> dict[str, HeaderValue]:
             elif value_type in (6, 7):
                 (length,) = _U16.unpack_from(data, pos)
                 pos += 2
-                raw = bytes(data[pos : pos + length])
+                raw = data[pos : pos + length]
                 if len(raw) != length:
                     raise EventStreamError("event stream header value is cut short")
                 pos += length
                 value = raw.decode("utf-8") if value_type == 7 else raw
             elif value_type == 9:
-                raw = bytes(data[pos : pos + 16])
+                raw = data[pos : pos + 16]
                 if len(raw) != 16:
                     raise EventStreamError("event stream header value is cut short")
                 pos += 16
