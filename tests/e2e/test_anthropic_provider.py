@@ -17,9 +17,10 @@ from typing import Any
 import anthropic
 import httpx
 import openai
+import orjson
 import pytest
 
-from tests.e2e.helpers import MASTER_KEY, WEATHER_TOOL, auth, running, sync_client
+from tests.e2e.helpers import MASTER_KEY, USER_MSG, WEATHER_TOOL, auth, running, sync_client
 from tests.mocks.anthropic_upstream import (
     MockAnthropicUpstream,
     error_mid_stream,
@@ -378,37 +379,38 @@ def test_what_anthropic_cannot_express_is_a_400_naming_it(gw: GatewayProcess) ->
 # -- Anthropic SDK → Anthropic: pass-through ----------------------------------------------------
 
 
-def test_body_arrives_byte_identical_except_the_model(
-    gw: GatewayProcess, upstream: MockAnthropicUpstream
-) -> None:
-    # Odd spacing, escapes, key order, a nested "model", thinking and cache_control: all kept.
-    raw = (
-        b'{ "max_tokens" : 3000,\n "thinking": {"type": "enabled", "budget_tokens": 1024},\n'
-        b' "system": [{"type": "text", "text": "Cached \\u00e9 system", '
-        b'"cache_control": {"type": "ephemeral", "ttl": "1h"}}],\n'
-        b' "tools": [{"name": "pick", "input_schema": {"type": "object", "properties": '
-        b'{"model": {"type": "string"}}}}],\n'
-        b' "model":"claude",\n'
-        b' "messages": [{"role": "user", "content": [{"type": "text", "text": "hi \\"there\\"",'
-        b' "cache_control": {"type": "ephemeral"}}]}]}'
-    )
-    response = httpx.post(
+def post_messages(gw: GatewayProcess, raw: bytes, **headers: str) -> httpx.Response:
+    return httpx.post(
         f"{gw.url}/v1/messages?beta=true",
         content=raw,
         headers={
             "x-api-key": MASTER_KEY,
             "anthropic-version": "2023-06-01",
-            "anthropic-beta": "interleaved-thinking-2025-05-14,extended-cache-ttl-2025-04-11",
             "content-type": "application/json",
+            **headers,
         },
         timeout=20,
     )
+
+
+def test_body_arrives_byte_identical_except_the_model(
+    gw: GatewayProcess, upstream: MockAnthropicUpstream
+) -> None:
+    # Odd spacing, escapes, key order, thinking and cache_control: all kept.
+    raw = (
+        b'{ "max_tokens" : 3000,\n "thinking": {"type": "enabled", "budget_tokens": 1024},\n'
+        b' "system": [{"type": "text", "text": "Cached \\u00e9 system", '
+        b'"cache_control": {"type": "ephemeral", "ttl": "1h"}}],\n'
+        b' "model":"claude",\n'
+        b' "messages": [{"role": "user", "content": [{"type": "text", "text": "hi \\"there\\"",'
+        b' "cache_control": {"type": "ephemeral"}}]}]}'
+    )
+    betas = "interleaved-thinking-2025-05-14,extended-cache-ttl-2025-04-11"
+    response = post_messages(gw, raw, **{"anthropic-beta": betas})
     assert response.status_code == 200, response.text
     sent = upstream.last_request
     assert sent.body == raw.replace(b'"model":"claude"', b'"model":"claude-sonnet-4-5"')
-    assert sent.headers["anthropic-beta"] == (
-        "interleaved-thinking-2025-05-14,extended-cache-ttl-2025-04-11"
-    )
+    assert sent.headers["anthropic-beta"] == betas
     assert sent.headers["anthropic-version"] == "2023-06-01"
     assert sent.headers["x-api-key"] == KEY
     # The answer comes back as the upstream sent it: thinking block, signature, usage.
@@ -416,6 +418,24 @@ def test_body_arrives_byte_identical_except_the_model(
     assert response.json() == upstream.replies[-1]
     assert response.json()["content"][0]["type"] == "thinking"
     assert response.json()["usage"]["cache_creation_input_tokens"] > 0
+
+
+def test_sdk_style_bodies_with_nested_model_keys_are_spliced_too(
+    gw: GatewayProcess, upstream: MockAnthropicUpstream
+) -> None:
+    tools = [{"name": "pick", "input_schema": {"type": "object", "properties": {"model": {}}}}]
+    compact = orjson.dumps(
+        {"model": "claude", "max_tokens": 5, "tools": tools, "messages": USER_MSG}
+    )
+    assert post_messages(gw, compact).status_code == 200
+    assert upstream.last_request.body == compact.replace(b'"claude"', b'"claude-sonnet-4-5"')
+    # Pretty-printed with a nested "model": no proof of which is which, so re-encoded.
+    pretty = orjson.dumps(orjson.loads(compact), option=orjson.OPT_INDENT_2)
+    assert post_messages(gw, pretty).status_code == 200
+    assert orjson.loads(upstream.last_request.body) == {
+        **orjson.loads(compact),
+        "model": "claude-sonnet-4-5",
+    }
 
 
 def test_anthropic_sdk_headers_and_answer(

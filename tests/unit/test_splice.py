@@ -14,8 +14,7 @@ from bastion.dialects.splice import passthrough_body, replace_model
 
 
 def spliced(raw: bytes, model: str = "claude-upstream-1") -> bytes:
-    current = orjson.loads(raw)["model"]
-    out = replace_model(raw, current, model)
+    out = replace_model(raw, orjson.loads(raw), model)
     assert out is not None, "expected a splice"
     return out
 
@@ -64,15 +63,25 @@ def test_model_key_mentioned_inside_strings() -> None:
 
 
 def test_model_written_with_escapes() -> None:
-    # The key spelled with \u escapes and a nested literal "model": the scan decodes keys.
-    raw = b'{"metadata":{"model":"claude"},"mod\\u0065l":"claude","max_tokens":1}'
-    out = spliced(raw)
-    assert (
-        out == b'{"metadata":{"model":"claude"},"mod\\u0065l":"claude-upstream-1","max_tokens":1}'
-    )
-    # The value spelled with escapes.
-    raw = b'{"model":"cl\\u0061ude","max_tokens":1}'
+    # The value spelled with escapes: located as a string token, compared decoded.
+    raw = b'{"model":"claud\\u00e9","max_tokens":1}'
     assert spliced(raw) == b'{"model":"claude-upstream-1","max_tokens":1}'
+    # The key spelled with escapes next to a nested literal "model": neither proof holds,
+    # so the caller re-encodes.
+    raw = b'{"metadata":{"model":"claude"},"mod\\u0065l":"claude","max_tokens":1}'
+    assert replace_model(raw, orjson.loads(raw), "up") is None
+    assert orjson.loads(passthrough_body(raw, orjson.loads(raw), "up")) == {
+        "metadata": {"model": "claude"},
+        "model": "up",
+        "max_tokens": 1,
+    }
+
+
+def test_pretty_printed_bodies_use_the_single_occurrence_proof() -> None:
+    raw = b'{\n  "model": "claude",\n  "messages": [ {"role": "user", "content": "x"} ]\n}\n'
+    assert spliced(raw) == raw.replace(b'"claude"', b'"claude-upstream-1"')
+    nested = raw.replace(b'"role": "user"', b'"role": "user", "model": "x"')
+    assert replace_model(nested, orjson.loads(nested), "up") is None
 
 
 def test_new_model_needing_escapes_is_encoded() -> None:
@@ -85,17 +94,20 @@ def test_new_model_needing_escapes_is_encoded() -> None:
     "raw",
     [
         b'{"model":"claude","model":"claude"}',  # duplicate top-level keys
+        b'{"model":"claude","x":{"a":1},"model":"claude"}',  # duplicate, apart
         b'{"model":"claude","x":{"a":1},"mod\\u0065l":"claude"}',  # duplicate, one escaped
+        b'{"x":{"model":"claude"},"mod\\u0065l":"claude","model":"claude"}',
         b'{"model":123}',  # not a string
         b'["model","claude"]',  # not an object
     ],
 )
 def test_unsafe_bodies_are_not_spliced(raw: bytes) -> None:
-    assert replace_model(raw, "claude", "m2") is None
+    body = orjson.loads(raw)
+    assert replace_model(raw, body if isinstance(body, dict) else {}, "m2") is None
 
 
-def test_a_current_value_that_does_not_match_is_refused() -> None:
-    assert replace_model(b'{"model":"other"}', "claude", "m2") is None
+def test_a_body_that_does_not_match_the_bytes_is_refused() -> None:
+    assert replace_model(b'{"model":"other"}', {"model": "claude"}, "m2") is None
 
 
 def _random_value(rng: random.Random, depth: int) -> Any:
@@ -103,7 +115,7 @@ def _random_value(rng: random.Random, depth: int) -> Any:
     if kind == 0:
         return rng.choice(["model", '"model"', 'x\\"model', "}{][", "é\n\t", ""])
     if kind == 1:
-        return rng.randint(-(10**20), 10**20)
+        return rng.randint(-(2**53), 2**53)
     if kind == 2:
         return rng.choice([True, False, None, 1.5])
     if kind == 3:
@@ -116,32 +128,45 @@ def _random_value(rng: random.Random, depth: int) -> Any:
     return [_random_value(rng, depth + 1) for _ in range(rng.randrange(4))]
 
 
-def _encode(items: list[tuple[str, Any]], rng: random.Random, ascii_only: bool) -> bytes:
-    """A JSON object written out member by member, with random whitespace."""
-    space = lambda: rng.choice(["", " ", "\n  ", "\t"])  # noqa: E731
+def _encode(
+    items: list[tuple[str, Any]], rng: random.Random, ascii_only: bool, compact: bool
+) -> bytes:
+    """A JSON object written member by member: compact, as SDKs write it, or with
+    Python's default spacing in values and random whitespace between members."""
+    space = lambda: "" if compact else rng.choice(["", " ", "\n  ", "\t"])  # noqa: E731
+    separators = (",", ":") if compact else (", ", ": ")
     members = [
         f"{space()}{json.dumps(k, ensure_ascii=ascii_only)}{space()}:{space()}"
-        f"{json.dumps(v, ensure_ascii=ascii_only)}{space()}"
+        f"{json.dumps(v, ensure_ascii=ascii_only, separators=separators)}{space()}"
         for k, v in items
     ]
     return ("{" + ",".join(members) + "}").encode()
 
 
-def test_random_bodies_change_exactly_the_model_value() -> None:
+def test_random_bodies_change_exactly_the_model_value_or_nothing() -> None:
     rng = random.Random(20240601)
-    for _ in range(500):
+    outcomes = {"spliced": 0, "refused": 0}
+    for _ in range(600):
         items = [(k, _random_value(rng, 1)) for k in ("messages", "metadata", "tools")]
         model = rng.choice(["claude", 'a"b', "\\model", "é", "model"])
         items.insert(rng.randrange(len(items) + 1), ("model", model))
         state = rng.getstate()
-        ascii_only = rng.random() < 0.5
-        raw = _encode(items, rng, ascii_only)
+        ascii_only, compact = rng.random() < 0.3, rng.random() < 0.7
+        raw = _encode(items, rng, ascii_only, compact)
         rng.setstate(state)
-        rng.random()
+        rng.random(), rng.random()
         expected = _encode(
-            [(k, "new-model" if k == "model" else v) for k, v in items], rng, ascii_only
+            [(k, "new-model" if k == "model" else v) for k, v in items], rng, ascii_only, compact
         )
-        assert replace_model(raw, model, "new-model") == expected
+        out = replace_model(raw, orjson.loads(raw), "new-model")
+        if out is None:
+            outcomes["refused"] += 1
+            assert b"\\u006" in raw or raw.count(b'"model"') > 1
+            assert ascii_only or not compact, "an SDK-style body must be spliced"
+        else:
+            outcomes["spliced"] += 1
+            assert out == expected
+    assert outcomes["spliced"] > 300, outcomes
 
 
 # -- passthrough_body ------------------------------------------------------------------------
@@ -179,12 +204,15 @@ def test_no_raw_or_an_unsafe_raw_falls_back_to_encoding() -> None:
     assert passthrough_body(raw, orjson.loads(raw), "up") == b'{"model":"up","max_tokens":1}'
 
 
-def test_the_fast_path_needs_no_scan(monkeypatch: pytest.MonkeyPatch) -> None:
-    def no_scan(raw: bytes) -> None:
-        raise AssertionError("scanned")
+def test_which_proof_applies(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Compact bodies (what SDKs send) re-encode to their bytes: no search in them at all.
+    def no_search(*args: object) -> None:
+        raise AssertionError("searched")
 
-    monkeypatch.setattr(splice, "_top_level_model_span", no_scan)
-    raw = b'{"messages":[{"role":"user","content":"the \\"model\\" word"}],"model":"claude"}'
+    monkeypatch.setattr(splice, "_string_after_key", no_search)
+    raw = b'{"tools":[{"input_schema":{"properties":{"model":{}}}}],"model":"claude"}'
     assert spliced(raw) == raw.replace(b'"claude"', b'"claude-upstream-1"')
-    with pytest.raises(AssertionError, match="scanned"):
-        spliced(b'{"metadata":{"model":"x"},"model":"claude"}')
+    # Other spacing: the single "model" proves it.
+    monkeypatch.undo()
+    raw = b'{"tools": [{"name": "x"}], "model": "claude"}'
+    assert spliced(raw) == raw.replace(b'"claude"', b'"claude-upstream-1"')

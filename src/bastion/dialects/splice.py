@@ -4,23 +4,27 @@ Same-dialect pass-through sends the client's bytes upstream. Only the model chan
 (the client names a model group, the upstream wants its own model id), so the new
 value is spliced into the original bytes: whitespace, key order, number spelling,
 escapes and every field the gateway does not know arrive exactly as the client wrote
-them, and a large body is not parsed and re-encoded a second time.
+them.
 
-Splicing is done only when the top-level ``"model"`` member is proven:
+A splice is made only when the top-level ``"model"`` member is proven to be the one
+and only, by one of two checks, both at C speed (the caller has already parsed the
+body; the proofs use it):
 
-* Fast path (C-speed byte searches): the bytes contain ``"model"`` exactly once and no
-  ``\\u006`` escape. A valid JSON object that has a top-level ``model`` key must spell
-  that key somewhere; without a ``\\u006x`` escape the only spelling of ``model`` is the
-  literal one (its letters can be escaped only as ``\\u006d``, ``\\u006f``…), so the
-  single occurrence *is* the top-level key. Any other ``"model"`` (a nested key, a
-  string ending in ``\\"model``) makes the count 2 or more.
-* Otherwise a scan of the top level: string tokens and brackets are matched by one
-  regular expression, so quotes, brackets and backslashes inside strings never confuse
-  the nesting depth; keys at depth 1 named ``model`` (escaped or not) are collected.
-  Exactly one, with a string value, is required.
+1. *The body re-encodes to its bytes* (what SDKs send: compact JSON from Python's
+   httpx, JavaScript's ``JSON.stringify`` or orjson). ``orjson.dumps`` of the parsed
+   body is compared with the raw bytes; when they are equal, the raw object has exactly
+   the parsed members (a duplicate key, folded into one dict entry, or a key spelled with
+   escapes would differ), and re-encoding with the new model gives, byte for byte, the
+   raw body with only the model's value replaced: that is the splice.
+2. *One literal occurrence* (any formatting): the bytes contain ``"model"`` exactly
+   once and no ``\\u006`` escape. A JSON object with a top-level ``model`` key spells it
+   somewhere; without a ``\\u006x`` escape the only spelling is the literal one (its
+   letters can be escaped only as ``\\u006d``, ``\\u006f``…), so the single occurrence is
+   the top-level key. Any other ``"model"`` (a nested key, a string ending in
+   ``\\"model``) makes the count 2 or more.
 
-Anything else (duplicate top-level keys, a non-string model, bytes that are not a JSON
-object) gives ``None`` and the caller re-encodes the parsed body instead.
+Otherwise (pretty-printed with nested ``model`` keys, duplicates, escaped keys, a
+non-string model) the caller re-encodes the parsed body instead.
 """
 
 from __future__ import annotations
@@ -35,25 +39,28 @@ from bastion.dialects.openai_params import GATEWAY_FIELDS
 
 _MODEL_TOKEN = b'"model"'
 _LETTER_ESCAPE = b"\\u006"
-# A JSON string token (escapes included), or one bracket. Strings are matched whole, so
-# a bracket or quote inside a string is never taken for structure.
-_TOKEN = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]', re.DOTALL)
 _STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 _WHITESPACE = b" \t\r\n"
-_QUOTE, _COLON, _OPEN_BRACE = 0x22, 0x3A, 0x7B
+_QUOTE, _COLON = 0x22, 0x3A
 
 
-def replace_model(raw: bytes, current: str, model: str) -> bytes | None:
+def replace_model(raw: bytes, body: Mapping[str, Any], model: str) -> bytes | None:
     """``raw`` with its top-level ``model`` string set to ``model``; every other byte kept.
 
-    ``raw`` must be a JSON object whose top-level ``model`` is the string ``current`` (the
-    caller parsed it). Returns None when the member cannot be located safely.
+    ``body`` must be ``raw`` parsed (a dict in document order, as orjson builds it) with
+    a string ``model``. Returns None when the member cannot be proven unique.
     """
-    span: tuple[int, int] | None
-    if raw.count(_MODEL_TOKEN) == 1 and _LETTER_ESCAPE not in raw:
-        span = _value_span(raw, raw.find(_MODEL_TOKEN) + len(_MODEL_TOKEN))
-    else:
-        span = _top_level_model_span(raw)
+    current = body.get("model")
+    if not isinstance(current, str):
+        return None
+    try:
+        if orjson.dumps(body) == raw:
+            return orjson.dumps({**body, "model": model})
+    except orjson.JSONEncodeError:
+        return None
+    if raw.count(_MODEL_TOKEN) != 1 or _LETTER_ESCAPE in raw:
+        return None
+    span = _string_after_key(raw, raw.find(_MODEL_TOKEN) + len(_MODEL_TOKEN))
     if span is None:
         return None
     start, end = span
@@ -86,11 +93,10 @@ def passthrough_body(
         or (also_drop and not also_drop.isdisjoint(body))
         or missing_defaults
     )
-    current = body.get("model")
-    if not rebuild and raw is not None and isinstance(current, str):
-        if current == model:
+    if not rebuild and raw is not None:
+        if body.get("model") == model:
             return raw
-        spliced = replace_model(raw, current, model)
+        spliced = replace_model(raw, body, model)
         if spliced is not None:
             return spliced
     out = {k: v for k, v in body.items() if k not in GATEWAY_FIELDS and k not in also_drop}
@@ -109,52 +115,17 @@ def _skip_whitespace(raw: bytes, pos: int) -> int:
     return pos
 
 
-def _value_span(raw: bytes, after_key: int) -> tuple[int, int] | None:
-    """The span of the string value following a key token that ends at ``after_key``."""
+def _at(raw: bytes, pos: int, char: int) -> bool:
+    return pos < len(raw) and raw[pos] == char
+
+
+def _string_after_key(raw: bytes, after_key: int) -> tuple[int, int] | None:
+    """The span of the string value after a key token that ends at ``after_key``."""
     pos = _skip_whitespace(raw, after_key)
-    if pos >= len(raw) or raw[pos] != _COLON:
+    if not _at(raw, pos, _COLON):
         return None
     pos = _skip_whitespace(raw, pos + 1)
-    if pos >= len(raw) or raw[pos] != _QUOTE:
+    if not _at(raw, pos, _QUOTE):
         return None
     match = _STRING.match(raw, pos)
     return None if match is None else (match.start(), match.end())
-
-
-def _is_model_key(raw: bytes, start: int, end: int) -> bool:
-    token = raw[start:end]
-    if token == _MODEL_TOKEN:
-        return True
-    if b"\\" not in token or len(token) > 64:
-        return False
-    try:
-        return bool(orjson.loads(token) == "model")
-    except orjson.JSONDecodeError:
-        return False
-
-
-def _top_level_model_span(raw: bytes) -> tuple[int, int] | None:
-    first = _skip_whitespace(raw, 0)
-    if first >= len(raw) or raw[first] != _OPEN_BRACE:
-        return None
-    depth = 0
-    found: tuple[int, int] | None = None
-    for match in _TOKEN.finditer(raw, first):
-        start = match.start()
-        char = raw[start]
-        if char == _QUOTE:
-            if depth != 1:
-                continue
-            end = match.end()
-            after = _skip_whitespace(raw, end)
-            if after < len(raw) and raw[after] == _COLON and _is_model_key(raw, start, end):
-                if found is not None:
-                    return None  # a duplicate key: parsers disagree on which one wins
-                found = _value_span(raw, end)
-                if found is None:
-                    return None  # not a string
-        elif char in b"{[":
-            depth += 1
-        else:
-            depth -= 1
-    return found
