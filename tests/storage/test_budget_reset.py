@@ -109,7 +109,7 @@ async def test_rows_without_a_reset_time_are_scheduled_not_zeroed(
         await conn.execute(
             sa.update(VirtualKey.__table__).values(budget_duration="1d", budget_reset_at=None)
         )
-    result = await reset_budgets(db.engine, clock.now)
+    result = await db.reset_budgets()  # the database's clock and timezone
     assert result.total == 0 and result.scheduled == 1
     async with db.transaction() as s:
         row = await s.keys.get(DAILY)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,14 @@ async def test_upgrade_from_empty_creates_every_table_and_matches_the_models(
         assert await migrate(engine) == head_revision()
     finally:
         await engine.dispose()
+
+
+async def test_replicas_migrating_at_once_do_not_collide(fresh_database_url: str) -> None:
+    if not fresh_database_url.startswith("postgresql"):
+        pytest.skip("several replicas share PostgreSQL; SQLite is one process's file")
+    runs = asyncio.gather(*(migrate(fresh_database_url) for _ in range(3)))
+    results = await asyncio.wait_for(runs, timeout=60)  # fail, never hang the suite
+    assert results == [head_revision()] * 3
 
 
 async def test_drift_is_detected(fresh_database_url: str) -> None:

@@ -17,7 +17,6 @@ from bastion.storage import (
     create_engine,
     delete_spend_logs_older_than,
     hash_key,
-    load_auth_snapshot,
 )
 from bastion.storage.models import (
     Budget,
@@ -263,7 +262,8 @@ async def test_auth_snapshot(db: Database, clock: FakeClock) -> None:
             hash_key("sk-c"), hash_key("sk-c2"), grace_until=clock.now - timedelta(seconds=1)
         )
     await apply_spend_batch(db.engine, [record(1, "0.5", api_key=hash_key("sk-a2"), user_id="ann")])
-    snap = await load_auth_snapshot(db.engine, clock.now)
+    snap = await db.load_auth_snapshot()
+    assert snap.loaded_at == clock.now
     assert set(snap.keys) == {hash_key("sk-a2"), KEY_B, hash_key("sk-c2")}
     a2 = snap.keys[hash_key("sk-a2")]
     assert a2.team_id == "team" and a2.budget.spend == Decimal("0.5")

@@ -11,12 +11,13 @@ Usage::
 Everything inside one ``transaction()`` commits together or not at all. Spend
 batches, budget resets and the auth snapshot work on the engine directly (see
 :mod:`bastion.storage.spend`, :mod:`bastion.storage.budget_reset`,
-:mod:`bastion.storage.snapshot`).
+:mod:`bastion.storage.snapshot`); the methods of the same names here call them
+with this database's clock and budget timezone.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, tzinfo
 from typing import Any
@@ -25,8 +26,16 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
 
+from bastion.storage.budget_reset import ResetResult, reset_budgets
 from bastion.storage.crypto import Cipher
 from bastion.storage.repositories import Store
+from bastion.storage.snapshot import AuthSnapshot, load_auth_snapshot
+from bastion.storage.spend import (
+    SpendBatchResult,
+    SpendRecord,
+    apply_spend_batch,
+    delete_spend_logs_older_than,
+)
 from bastion.storage.urls import DatabaseTarget, normalize_database_url
 
 Clock = Callable[[], datetime]
@@ -104,6 +113,19 @@ class Database:
     async def session(self) -> AsyncIterator[AsyncSession]:
         async with self._sessions() as session:
             yield session
+
+    async def apply_spend_batch(self, batch: Iterable[SpendRecord]) -> SpendBatchResult:
+        return await apply_spend_batch(self.engine, batch)
+
+    async def reset_budgets(self) -> ResetResult:
+        """Reset every budget due at the clock's now, in the configured timezone."""
+        return await reset_budgets(self.engine, self.clock(), self.budget_tz)
+
+    async def load_auth_snapshot(self) -> AuthSnapshot:
+        return await load_auth_snapshot(self.engine, self.clock())
+
+    async def delete_spend_logs_older_than(self, cutoff: datetime) -> int:
+        return await delete_spend_logs_older_than(self.engine, cutoff)
 
     async def dispose(self) -> None:
         await self.engine.dispose()

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
@@ -29,6 +30,7 @@ from bastion.storage.models import Base
 from bastion.storage.urls import DatabaseTarget
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+_LOCK_KEY = 0x6261_7374_696F_6E  # "bastion": the advisory lock that serialises migrations
 
 
 def alembic_config() -> Config:
@@ -56,6 +58,9 @@ async def migrate(url: str | DatabaseTarget | AsyncEngine, revision: str = "head
 
 
 def _upgrade(connection: Connection, revision: str) -> None:
+    if connection.dialect.name == "postgresql":
+        # Replicas starting together: one migrates, the others wait and find it done.
+        connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
     cfg = alembic_config()
     cfg.attributes["connection"] = connection
     command.upgrade(cfg, revision)
