@@ -23,6 +23,7 @@ import pytest
 from tests.e2e.helpers import MASTER_KEY, USER_MSG, WEATHER_TOOL, auth, running, sync_client
 from tests.mocks.bedrock_upstream import (
     MockBedrockUpstream,
+    aws_error,
     exception_mid_stream,
     reset_mid_stream,
     throttling,
@@ -345,6 +346,32 @@ def test_anthropic_sdk_streamed_tool_use(env: Env) -> None:
     assert uses[0].input == {"city": "Paris"}
     assert final.stop_reason == "tool_use"
     assert env.mock.last_request.json["tools"] == [tool]
+
+
+def test_count_tokens_through_bedrock_count_tokens(env: Env) -> None:
+    counted = env.claude.messages.count_tokens(
+        model="claude", messages=[{"role": "user", "content": "count these four words"}]
+    )
+    assert counted.input_tokens == 4  # the mock counts words
+    seen = env.mock.last_request
+    assert seen.raw_path == "/model/anthropic.claude-3-5-sonnet-20240620-v1%3A0/count-tokens"
+    inner = json.loads(base64.b64decode(seen.json["input"]["invokeModel"]["body"]))
+    assert inner == {
+        "messages": [{"role": "user", "content": "count these four words"}],
+        "anthropic_version": "bedrock-2023-05-31",
+        "max_tokens": 1,
+    }
+    assert seen.authenticated
+    estimated = env.claude.messages.count_tokens(
+        model="nova", messages=[{"role": "user", "content": "count these four words"}]
+    )
+    assert estimated.input_tokens > 0  # no Bedrock call: the gateway's estimate
+    assert env.mock.count() == 1
+    env.mock.enqueue(aws_error(400, "ValidationException", "This model cannot count tokens."))
+    fallback = env.claude.messages.count_tokens(
+        model="claude", messages=[{"role": "user", "content": "count these four words"}]
+    )
+    assert fallback.input_tokens == estimated.input_tokens and env.mock.count() == 2
 
 
 def test_anthropic_client_of_a_non_claude_model_goes_through_converse(env: Env) -> None:

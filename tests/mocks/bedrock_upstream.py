@@ -9,7 +9,8 @@ Runs an aiohttp app on 127.0.0.1 in a background thread, like ``openai_upstream`
 
 Routes: ``POST /model/{modelId}/converse``, ``/converse-stream`` (binary event-stream
 frames with correct CRCs), ``/invoke`` and ``/invoke-with-response-stream`` (Anthropic
-models only: ``chunk`` events carrying base64 Anthropic events), and ``POST /`` as STS
+models only: ``chunk`` events carrying base64 Anthropic events), ``/count-tokens``
+(an InvokeModel body in ``input.invokeModel.body``), and ``POST /`` as STS
 (``AssumeRole``, ``AssumeRoleWithWebIdentity``: temporary credentials that the Bedrock
 routes then accept with their session token).
 
@@ -47,7 +48,7 @@ from . import bedrock_wire as wire
 from .aws_auth import AwsIdentities, Denied, Verdict, sts_answer
 
 _ROUTE = re.compile(
-    r"^/model/([^/]+)/(converse|converse-stream|invoke|invoke-with-response-stream)$"
+    r"^/model/([^/]+)/(converse|converse-stream|invoke|invoke-with-response-stream|count-tokens)$"
 )
 EVENTSTREAM = "application/vnd.amazon.eventstream"
 
@@ -384,10 +385,14 @@ class MockBedrockUpstream:
                 raise wire.WireError(
                     f"The model {model_id} does not take Anthropic Messages bodies."
                 )
+            if operation == "count-tokens":
+                body = wire.count_tokens_body(body)
             wire.check_invoke(body)
             plan = wire.plan_invoke(
                 body, self.name, self.cache_read_tokens, self.cache_write_tokens
             )
+            if operation == "count-tokens":
+                return _json({"inputTokens": plan.input_tokens})
             message_id = "msg_bdrk_" + secrets.token_hex(12)
             if operation == "invoke":
                 return _json(wire.anthropic_message(plan, model_id, message_id))

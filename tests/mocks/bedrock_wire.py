@@ -307,6 +307,15 @@ def check_invoke(body: Any) -> None:
             raise WireError("invalid beta flag")
 
 
+def count_tokens_body(body: JSON) -> JSON:
+    """The InvokeModel body inside a CountTokens request (``input.invokeModel.body``)."""
+    try:
+        raw = body["input"]["invokeModel"]["body"]
+        return dict(json.loads(base64.b64decode(raw, validate=True)))
+    except (KeyError, TypeError, ValueError, binascii.Error):
+        raise WireError("input.invokeModel.body must be a base64 InvokeModel body") from None
+
+
 def plan_invoke(body: JSON, name: str, cache_read: int, cache_write: int) -> Plan:
     last = body["messages"][-1].get("content")
     blocks = [{"type": "text", "text": last}] if isinstance(last, str) else list(last or [])

@@ -2,8 +2,8 @@
 InvokeModel with the Anthropic body for Anthropic-dialect clients of Claude models.
 
 URLs: ``{endpoint}/model/{model id}/converse`` (``converse-stream``, ``invoke``,
-``invoke-with-response-stream``), the id URL-encoded as AWS does (``:`` → ``%3A``,
-and an ARN's ``/`` → ``%2F``). The endpoint is ``api_base``, else
+``invoke-with-response-stream``, ``count-tokens``), the id URL-encoded as AWS does
+(``:`` → ``%3A``, and an ARN's ``/`` → ``%2F``). The endpoint is ``api_base``, else
 ``aws_bedrock_runtime_endpoint``, else ``https://bedrock-runtime.{region}.amazonaws.com``.
 The region is ``aws_region_name``, else the region inside an ARN model id, else
 ``AWS_REGION_NAME`` / ``AWS_REGION`` / ``AWS_DEFAULT_REGION``, else the profile's, else
@@ -24,6 +24,7 @@ through OpenAI's dialect to Converse.
 
 from __future__ import annotations
 
+import base64
 import os
 import time
 import uuid
@@ -39,6 +40,7 @@ from bastion.core.deployment import Deployment, Operation
 from bastion.core.dialect import Dialect
 from bastion.core.errors import UpstreamStatusError
 from bastion.dialects.anthropic_bedrock import invoke_body
+from bastion.dialects.anthropic_tokens import estimate_input_tokens
 from bastion.dialects.bedrock_to_openai import ConverseStreamState, chat_completion
 from bastion.dialects.openai_params import GATEWAY_FIELDS
 from bastion.dialects.openai_to_bedrock import ConverseTarget, converse_request
@@ -64,9 +66,11 @@ NAME = "bedrock"
 DEFAULT_REGION = "us-west-2"
 CONVERSE, CONVERSE_STREAM = "converse", "converse-stream"
 INVOKE, INVOKE_STREAM = "invoke", "invoke-with-response-stream"
+COUNT_TOKENS = "count-tokens"
 _ACCEPT = {
     CONVERSE: "application/json",
     INVOKE: "application/json",
+    COUNT_TOKENS: "application/json",
     CONVERSE_STREAM: "application/vnd.amazon.eventstream",
     INVOKE_STREAM: "application/vnd.amazon.eventstream",
 }
@@ -179,6 +183,37 @@ class BedrockProvider:
         )
         return BedrockEventStream(upstream, translator, target.secrets)
 
+    async def count_tokens(self, deployment: Deployment, call: ProviderCall) -> int:
+        """Input tokens of an Anthropic body, counted by Bedrock's CountTokens for Claude.
+
+        Other models, and Claude models Bedrock cannot count for (a ValidationException),
+        get the gateway's offline estimate.
+        """
+        target = self._target(deployment)
+        if not target.claude or call.dialect is not Dialect.ANTHROPIC:
+            return estimate_input_tokens(call.body)
+        body = self._invoke_body(deployment, target, call)
+        body.setdefault("max_tokens", 1)  # an InvokeModel body needs it; counting does not
+        wrapped = {
+            "input": {"invokeModel": {"body": base64.b64encode(orjson.dumps(body)).decode()}}
+        }
+        try:
+            _, answer, _ = await self._post(
+                deployment, target, COUNT_TOKENS, orjson.dumps(wrapped), call
+            )
+        except UpstreamStatusError as exc:
+            if exc.code == "ValidationException":
+                return estimate_input_tokens(call.body)
+            raise
+        tokens = _load_object(answer).get("inputTokens")
+        if isinstance(tokens, bool) or not isinstance(tokens, int):
+            raise UpstreamStatusError(
+                "bedrock answered CountTokens without an inputTokens number",
+                status=502,
+                provider=NAME,
+            )
+        return tokens
+
     def url(self, deployment: Deployment, operation: str) -> str:
         """The URL of one Bedrock operation (``converse``, ``invoke-with-response-stream``…)."""
         return self._target(deployment).routes[operation].url
@@ -218,6 +253,11 @@ class BedrockProvider:
         return {**route.headers, **signed}, route.head + encode_headers(signed)
 
     def _invoke_payload(self, deployment: Deployment, target: _Target, call: ProviderCall) -> bytes:
+        return orjson.dumps(self._invoke_body(deployment, target, call))
+
+    def _invoke_body(
+        self, deployment: Deployment, target: _Target, call: ProviderCall
+    ) -> dict[str, Any]:
         if not target.claude:
             raise UpstreamStatusError(
                 f"deployment '{deployment.model_name}' (bedrock) serves a model that does not "
@@ -235,7 +275,7 @@ class BedrockProvider:
             drop_params=label.drop_params,
             label=label.label,
         )
-        return orjson.dumps(body)
+        return body
 
     def _profile_region(self, params: dict[str, Any]) -> str:
         """The region of the AWS config file's profile (read once per profile), else LiteLLM's."""
