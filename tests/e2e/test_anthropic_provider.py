@@ -236,7 +236,7 @@ def test_streamed_tool_arguments_reassemble(
                 fragments += 1
                 pieces.setdefault(delta.index, []).append(delta.function.arguments)
     assert upstream.last_request.json["tool_choice"] == {"type": "tool", "name": "get_weather"}
-    tool_use = upstream.replies[-1]["content"][1]
+    (tool_use,) = [b for b in upstream.replies[-1]["content"] if b["type"] == "tool_use"]
     assert finish == "tool_calls" and fragments > 3  # really split across chunks
     assert ids == {0: tool_use["id"]} and names == {0: "get_weather"}
     arguments = json.loads("".join(pieces[0]))
@@ -358,6 +358,31 @@ def test_error_mid_stream_reaches_the_openai_client(
         for chunk in stream:
             received.append(chunk)
     assert received and received[0].choices[0].delta.role == "assistant"
+
+
+def test_structured_output_through_the_json_tool(
+    gw: GatewayProcess, upstream: MockAnthropicUpstream
+) -> None:
+    schema = {
+        "type": "object",
+        "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
+        "required": ["name", "age"],
+    }
+    response_format: Any = {
+        "type": "json_schema",
+        "json_schema": {"name": "person", "schema": schema, "strict": True},
+    }
+    result = sync_client(gw).chat.completions.create(
+        model="claude",
+        messages=[{"role": "user", "content": "A person, please"}],
+        response_format=response_format,
+    )
+    sent = upstream.last_request.json
+    assert sent["tool_choice"] == {"type": "tool", "name": "json_tool_call"}
+    assert sent["tools"][0]["input_schema"] == schema
+    choice = result.choices[0]
+    assert choice.finish_reason == "stop" and not choice.message.tool_calls
+    assert json.loads(choice.message.content or "") == sample_input(schema)
 
 
 def test_what_anthropic_cannot_express_is_a_400_naming_it(gw: GatewayProcess) -> None:

@@ -204,7 +204,8 @@ def plan_message(
         tool = tools[0]
         if choice.get("type") == "tool":
             tool = next(t for t in tools if t["name"] == choice["name"])
-        plan.blocks.append({"type": "text", "text": "I'll use a tool for that."})
+        if not forced:  # a forced tool use comes without words before it
+            plan.blocks.append({"type": "text", "text": "I'll use a tool for that."})
         plan.blocks.append(
             {
                 "type": "tool_use",

@@ -43,7 +43,9 @@ def load(kind: str) -> list[Any]:
 
 @pytest.mark.parametrize("fixture", load("requests"))
 def test_request_translation(fixture: dict[str, Any]) -> None:
-    options = fixture["options"]
+    options = {**fixture["options"]}
+    if "also_drop" in options:
+        options["also_drop"] = frozenset(options["also_drop"])
     translate = lambda: openai_to_anthropic(  # noqa: E731
         fixture["openai"], model="claude-sonnet-4-5", label=LABEL, **options
     )

@@ -95,12 +95,12 @@ def anthropic_to_openai_response(
         if not isinstance(block, dict):
             continue
         kind = block.get("type")
-        if kind == "text":
+        if kind == "text" and not answered_in_json:
             texts.append(str(block.get("text") or ""))
         elif kind == "tool_use":
             arguments = orjson.dumps(block.get("input") or {}).decode()
             if json_mode and block.get("name") == JSON_TOOL_NAME:
-                texts.append(arguments)
+                texts = [arguments]  # the answer is the JSON, not the words around it
                 answered_in_json = True
                 continue
             tool_calls.append(

@@ -56,7 +56,7 @@ class AnthropicStreamTranslator:
         self.done = False
         self._model = model
         self._created = int(time.time()) if created is None else created
-        self._head = b""
+        self._head = self._envelope("chatcmpl-anthropic", model)  # until message_start
         self._usage: dict[str, Any] = {}
         self._blocks: dict[int, tuple[int, int]] = {}  # block index → (kind, tool index)
         self._tools = 0
@@ -106,14 +106,7 @@ class AnthropicStreamTranslator:
         usage = message.get("usage")
         if isinstance(usage, dict):
             self._usage.update(usage)
-        self._head = (
-            b'data: {"id":'
-            + orjson.dumps(message.get("id") or "chatcmpl-anthropic")
-            + b',"object":"chat.completion.chunk","created":'
-            + str(self._created).encode()
-            + b',"model":'
-            + orjson.dumps(model)
-        )
+        self._head = self._envelope(message.get("id") or "chatcmpl-anthropic", model)
         return self._chunk(b'{"role":"assistant","content":""}')
 
     def _block_start(self, data: dict[str, Any]) -> bytes:
@@ -194,6 +187,16 @@ class AnthropicStreamTranslator:
         return out + DONE
 
     # -- encoding --------------------------------------------------------------------------
+
+    def _envelope(self, message_id: Any, model: Any) -> bytes:
+        return (
+            b'data: {"id":'
+            + orjson.dumps(message_id)
+            + b',"object":"chat.completion.chunk","created":'
+            + str(self._created).encode()
+            + b',"model":'
+            + orjson.dumps(model)
+        )
 
     def _chunk(self, delta: bytes) -> bytes:
         return self._head + b',"choices":[{"index":0,"delta":' + delta + _NO_FINISH

@@ -93,8 +93,13 @@ def openai_to_anthropic(
     also_drop: frozenset[str] = frozenset(),
     default_max_tokens: int = DEFAULT_MAX_TOKENS,
 ) -> AnthropicRequest:
-    """The Anthropic Messages body for an OpenAI chat body; 400s name what cannot be said."""
+    """The Anthropic Messages body for an OpenAI chat body; 400s name what cannot be said.
+
+    Fields named in ``also_drop`` (a request's ``additional_drop_params``) are ignored.
+    """
     target = Target(label, drop_params=drop_params)
+    if also_drop and not also_drop.isdisjoint(body):
+        body = {k: v for k, v in body.items() if k not in also_drop}
     messages = body.get("messages")
     if not isinstance(messages, list):
         raise InvalidRequestError("'messages' must be a list", param="messages")
@@ -104,14 +109,14 @@ def openai_to_anthropic(
         out["system"] = system
     explicit_max = _max_tokens(body)
     out["max_tokens"] = explicit_max or default_max_tokens
-    _copy_passthrough(body, out, target, also_drop)
+    _copy_passthrough(body, out, target)
     stop = body.get("stop")
     if isinstance(stop, str):
         out["stop_sequences"] = [stop]
     elif isinstance(stop, list) and stop:
         out["stop_sequences"] = list(stop)
     for name in ("temperature", "top_p"):
-        if body.get(name) is not None and name not in also_drop:
+        if body.get(name) is not None:
             out[name] = body[name]
     user = body.get("user")
     if isinstance(user, str) and user and "@" not in user:  # Anthropic refuses e-mail ids
@@ -144,12 +149,10 @@ def _max_tokens(body: dict[str, Any]) -> int | None:
     return None
 
 
-def _copy_passthrough(
-    body: dict[str, Any], out: dict[str, Any], target: Target, also_drop: frozenset[str]
-) -> None:
+def _copy_passthrough(body: dict[str, Any], out: dict[str, Any], target: Target) -> None:
     refused: list[str] = []
     for name, value in body.items():
-        if name in _TRANSLATED or name in GATEWAY_FIELDS or name in also_drop:
+        if name in _TRANSLATED or name in GATEWAY_FIELDS:
             continue
         if name in _NEUTRAL:
             if value is not None and value != _NEUTRAL[name]:
