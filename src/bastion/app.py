@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
 
@@ -14,6 +15,8 @@ from bastion.core.deployment import Deployment
 from bastion.core.dialect import Dialect
 from bastion.core.errors import NotFoundError
 from bastion.dialects.anthropic_bridge import AnthropicBridge
+from bastion.interfaces.http.admin.app import build_admin_app
+from bastion.interfaces.http.admin.context import AdminContext
 from bastion.interfaces.http.app import BastionApp
 from bastion.interfaces.http.count_tokens import CountTokensEndpoint
 from bastion.interfaces.http.info import InfoEndpoints
@@ -27,6 +30,7 @@ from bastion.routing.model_table import ModelTable
 from bastion.routing.router import Router, RouterPolicy
 from bastion.services.gateway import GatewayService
 from bastion.services.health import HealthChecker
+from bastion.services.tenancy import Tenancy, database_target
 from bastion.services.token_count import TokenCountService
 
 logger = logging.getLogger("bastion")
@@ -62,9 +66,11 @@ class Runtime:
     gateway: GatewayService
     auth: Authenticator
     health: HealthChecker
+    tenancy: Tenancy
 
     async def start(self) -> None:
         await self.http.start()
+        await self.tenancy.start()
         self.health.start_background()
         if self.auth.open_access:
             logger.warning(
@@ -82,6 +88,7 @@ class Runtime:
 
     async def stop(self) -> None:
         await self.health.stop()
+        await self.tenancy.stop()
         await self.http.close()
 
 
@@ -146,6 +153,8 @@ def build_runtime(loaded: LoadedConfig) -> Runtime:
         if general.background_health_checks
         else None,
     )
+    master_key = master_key_of(config)
+    tenancy = Tenancy.create(database_target(general.database_url), master_key)
     return Runtime(
         loaded=loaded,
         http=http,
@@ -154,8 +163,9 @@ def build_runtime(loaded: LoadedConfig) -> Runtime:
         table=table,
         router=router,
         gateway=gateway,
-        auth=Authenticator(master_key_of(config)),
+        auth=Authenticator(master_key, tenancy.keys),
         health=health,
+        tenancy=tenancy,
     )
 
 
@@ -163,10 +173,19 @@ def create_app(loaded: LoadedConfig) -> BastionApp:
     runtime = build_runtime(loaded)
     max_mb = runtime.loaded.config.general_settings.max_request_size_mb or DEFAULT_MAX_BODY_MB
     llm = LLMEndpoints(runtime.gateway, runtime.auth, int(max_mb * 1_048_576))
-    info = InfoEndpoints(runtime.table, runtime.auth, runtime.health)
+    info = InfoEndpoints(runtime.table, runtime.auth, runtime.health, runtime.tenancy)
     counter = TokenCountService(runtime.router)
     tokens = CountTokensEndpoint(counter, runtime.auth, int(max_mb * 1_048_576))
-    return BastionApp(llm, info, runtime, count_tokens=tokens.handle)
+    admin = build_admin_app(
+        AdminContext(
+            config=runtime.loaded.config,
+            database=runtime.tenancy.database,
+            auth=runtime.auth,
+            refresh_keys=runtime.tenancy.keys.refresh,
+            clock=lambda: datetime.now(UTC),
+        )
+    )
+    return BastionApp(llm, info, runtime, count_tokens=tokens.handle, control_plane=admin)
 
 
 def configure_logging() -> None:

@@ -139,6 +139,8 @@ def _serve(args: argparse.Namespace) -> int:
         return 1
     for warning in loaded.warnings:
         logging.getLogger("bastion.config").warning("%s", warning)
+    if not _migrate(loaded.config.general_settings.database_url):
+        return 1
 
     import uvicorn
 
@@ -169,6 +171,33 @@ def _serve(args: argparse.Namespace) -> int:
             "bastion.app:create_app_from_env", factory=True, workers=args.workers, **options
         )  # type: ignore[arg-type,unused-ignore]
     return 0
+
+
+def _migrate(configured_url: str | None) -> bool:
+    """Bring the database schema up to date once, in the parent, before any worker."""
+    import asyncio
+
+    from bastion.services.tenancy import database_target, migrate_database
+    from bastion.storage.urls import DatabaseURLError
+
+    try:
+        target = database_target(configured_url)
+    except DatabaseURLError as exc:
+        print(f"bastion: {exc}", file=sys.stderr)
+        return False
+    try:
+        revision = asyncio.run(migrate_database(target))
+    except Exception as exc:
+        print(
+            f"bastion: cannot migrate the database at {target.redacted()}: "
+            f"{type(exc).__name__}: {exc}",
+            file=sys.stderr,
+        )
+        return False
+    logging.getLogger("bastion.storage").info(
+        "database %s at schema revision %s", target.redacted(), revision
+    )
+    return True
 
 
 def _exit_cleanly(signum: int, frame: object) -> None:

@@ -46,7 +46,10 @@ class BastionApp:
         info: InfoEndpoints,
         hooks: LifespanHooks,
         count_tokens: Handler | None = None,
+        control_plane: Handler | None = None,
     ) -> None:
+        # Paths the data plane does not serve (management API, UI) go to control_plane.
+        self.control_plane = control_plane
         self.llm = llm
         self.info = info
         self.hooks = hooks
@@ -111,6 +114,9 @@ class BastionApp:
                 return
         if path in self._paths:
             await send_error(send, _method_not_allowed(method, path), "")
+            return
+        if self.control_plane is not None:
+            await self.control_plane(scope, receive, send)
             return
         await send_error(send, NotFoundError(f"no endpoint {method} {path} on this gateway"), "")
 

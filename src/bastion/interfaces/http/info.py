@@ -13,6 +13,7 @@ from bastion.interfaces.http.llm import send_error
 from bastion.policy.auth import Authenticator, extract_key
 from bastion.routing.model_table import ModelTable
 from bastion.services.health import HealthChecker, public_params
+from bastion.services.tenancy import Tenancy
 
 
 class InfoEndpoints:
@@ -21,10 +22,12 @@ class InfoEndpoints:
         table: ModelTable,
         auth: Authenticator,
         health: HealthChecker,
+        tenancy: Tenancy | None = None,
     ) -> None:
         self.table = table
         self.auth = auth
         self.checker = health
+        self.tenancy = tenancy
         self.created = int(time.time())
 
     async def models(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -59,12 +62,15 @@ class InfoEndpoints:
         await send_json(send, 200, "I'm alive!")
 
     async def readiness(self, scope: Scope, receive: Receive, send: Send) -> None:
+        db = "Not connected"
+        if self.tenancy is not None:
+            db = "connected" if await self.tenancy.database_reachable() else "disconnected"
         await send_json(
             send,
-            200,
+            503 if db == "disconnected" else 200,
             {
-                "status": "healthy",
-                "db": "Not connected",
+                "status": "unhealthy" if db == "disconnected" else "healthy",
+                "db": db,
                 "cache": None,
                 "litellm_version": __version__,
                 "bastion_version": __version__,

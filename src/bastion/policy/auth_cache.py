@@ -1,0 +1,117 @@
+"""Virtual keys served from memory: the database's auth snapshot, swapped on change.
+
+No request reads the database. The snapshot is loaded at startup, reloaded by the
+worker that changes a key, team or user (``refresh``), and reloaded by every
+worker on a short timer so that changes made elsewhere arrive within
+``refresh_interval`` seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+from bastion.core.errors import AuthenticationError
+from bastion.policy.auth import Principal, PrincipalKind
+from bastion.storage.snapshot import AuthSnapshot
+
+logger = logging.getLogger("bastion.auth")
+
+SnapshotLoader = Callable[[datetime], Awaitable[AuthSnapshot]]
+DEFAULT_REFRESH_INTERVAL_S = 2.0
+
+
+def hash_key(key: str) -> str:
+    """How keys are stored: sha256 hex, as LiteLLM does."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+class AuthCache:
+    def __init__(
+        self,
+        load: SnapshotLoader,
+        *,
+        refresh_interval: float = DEFAULT_REFRESH_INTERVAL_S,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._load = load
+        self._clock = clock
+        self.refresh_interval = refresh_interval
+        self.snapshot: AuthSnapshot | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+
+    async def start(self) -> None:
+        """Load the snapshot, then keep reloading it; raises if the first load fails."""
+        await self.refresh()
+        self.start_polling()
+
+    def start_polling(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._poll())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    async def refresh(self) -> None:
+        """Load a fresh snapshot now (after a change made through this worker)."""
+        async with self._lock:
+            self.snapshot = await self._load(self._clock())
+
+    def resolve(self, key: str) -> Principal:
+        snapshot = self.snapshot
+        if snapshot is None:
+            raise AuthenticationError("virtual keys are not loaded yet; retry in a moment")
+        token = hash_key(key)
+        record = snapshot.keys.get(token)
+        now = self._clock()
+        if record is None:
+            previous = snapshot.previous_tokens.get(token)
+            if previous is not None and _aware(previous.valid_until) > now:
+                record = snapshot.keys.get(previous.key_token)
+        if record is None:
+            raise AuthenticationError("invalid API key: it is not a key this gateway knows")
+        name = record.key_alias or record.key_name or "this key"
+        if record.blocked:
+            raise AuthenticationError(f"key {name} is blocked; an admin can unblock it")
+        if record.expires is not None and _aware(record.expires) <= now:
+            raise AuthenticationError(f"key {name} expired at {_aware(record.expires).isoformat()}")
+        team = snapshot.teams.get(record.team_id) if record.team_id else None
+        if team is not None and team.blocked:
+            raise AuthenticationError(
+                f"team {team.team_alias or team.team_id} is blocked; its keys are refused"
+            )
+        user = snapshot.users.get(record.user_id) if record.user_id else None
+        organization_id = record.organization_id or (team.organization_id if team else None)
+        organization = snapshot.organizations.get(organization_id) if organization_id else None
+        membership = (
+            snapshot.memberships.get((record.team_id, record.user_id))
+            if record.team_id and record.user_id
+            else None
+        )
+        return Principal(
+            PrincipalKind.KEY,
+            key=record,
+            team=team,
+            user=user,
+            organization=organization,
+            membership=membership,
+        )
+
+    async def _poll(self) -> None:
+        while True:
+            await asyncio.sleep(self.refresh_interval)
+            try:
+                await self.refresh()
+            except Exception as exc:  # the database may be away: keep serving the last snapshot
+                logger.warning("could not reload virtual keys (serving the last ones): %s", exc)
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
