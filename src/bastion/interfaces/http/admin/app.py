@@ -11,7 +11,13 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute
 
 from bastion.core.errors import BastionError, InvalidRequestError, NotFoundError
-from bastion.interfaces.http.admin import routes_organizations, routes_teams, routes_users
+from bastion.interfaces.http.admin import (
+    routes_customers,
+    routes_organizations,
+    routes_spend,
+    routes_teams,
+    routes_users,
+)
 from bastion.interfaces.http.admin.common import error_response
 from bastion.interfaces.http.admin.context import AdminContext
 
@@ -20,6 +26,8 @@ logger = logging.getLogger("bastion.admin")
 
 def admin_routes() -> list[BaseRoute]:
     routes: list[BaseRoute] = []
+    routes += routes_customers.routes()
+    routes += routes_spend.routes()
     routes += routes_teams.ROUTES
     routes += routes_users.ROUTES
     routes += routes_organizations.ROUTES
