@@ -6,7 +6,9 @@ import logging
 import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from bastion.config.loader import LoadedConfig, load_config_file, load_config_text
@@ -22,6 +24,8 @@ from bastion.interfaces.http.count_tokens import CountTokensEndpoint
 from bastion.interfaces.http.info import InfoEndpoints
 from bastion.interfaces.http.llm import LLMEndpoints
 from bastion.policy.auth import Authenticator
+from bastion.policy.budgets import BudgetGuard
+from bastion.policy.pricing import PriceBook
 from bastion.providers.http import UpstreamHTTP
 from bastion.providers.registry import ProviderRegistry, UnknownProviderError
 from bastion.routing.cooldown import CooldownTracker
@@ -30,7 +34,10 @@ from bastion.routing.model_table import ModelTable
 from bastion.routing.router import Router, RouterPolicy
 from bastion.services.gateway import GatewayService
 from bastion.services.health import HealthChecker
+from bastion.services.metering import Meter
+from bastion.services.spend_writer import DEFAULT_INTERVAL_S
 from bastion.services.tenancy import Tenancy, database_target
+from bastion.services.tenant_policy import TenantPolicy
 from bastion.services.token_count import TokenCountService
 
 logger = logging.getLogger("bastion")
@@ -40,6 +47,8 @@ LOG_LEVEL_ENV = "BASTION_LOG_LEVEL"
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 DEFAULT_NUM_RETRIES = 2
 DEFAULT_MAX_BODY_MB = 100.0
+SPEND_SPILL_ENV = "BASTION_SPEND_SPILL_PATH"
+DEFAULT_SPEND_SPILL = "bastion-spend-spill.jsonl"
 
 
 def load_default_config() -> LoadedConfig:
@@ -67,6 +76,7 @@ class Runtime:
     auth: Authenticator
     health: HealthChecker
     tenancy: Tenancy
+    policy: TenantPolicy
 
     async def start(self) -> None:
         await self.http.start()
@@ -154,7 +164,27 @@ def build_runtime(loaded: LoadedConfig) -> Runtime:
         else None,
     )
     master_key = master_key_of(config)
-    tenancy = Tenancy.create(database_target(general.database_url), master_key)
+    general_extra = general.model_extra or {}
+    tenancy = Tenancy.create(
+        database_target(general.database_url),
+        master_key,
+        batch_interval=float(general_extra.get("proxy_batch_write_at") or DEFAULT_INTERVAL_S),
+        spill_path=Path(os.environ.get(SPEND_SPILL_ENV, DEFAULT_SPEND_SPILL)),
+    )
+    prices = PriceBook.from_config(config)
+    for unpriced in prices.unpriced(deployments):
+        loaded.warnings.append(f"no price for {unpriced}: its calls are charged $0")
+    end_user_budget = extra.get("max_end_user_budget")
+    budgets = BudgetGuard(
+        tenancy.ledger,
+        status=int(general_extra.get("budget_exceeded_status_code") or 422),
+        default_end_user_budget=(
+            Decimal(str(end_user_budget)) if end_user_budget is not None else None
+        ),
+    )
+    tenant_policy = TenantPolicy(
+        table, tenancy.keys, budgets, Meter(prices, tenancy.ledger, tenancy.writer)
+    )
     return Runtime(
         loaded=loaded,
         http=http,
@@ -166,13 +196,14 @@ def build_runtime(loaded: LoadedConfig) -> Runtime:
         auth=Authenticator(master_key, tenancy.keys),
         health=health,
         tenancy=tenancy,
+        policy=tenant_policy,
     )
 
 
 def create_app(loaded: LoadedConfig) -> BastionApp:
     runtime = build_runtime(loaded)
     max_mb = runtime.loaded.config.general_settings.max_request_size_mb or DEFAULT_MAX_BODY_MB
-    llm = LLMEndpoints(runtime.gateway, runtime.auth, int(max_mb * 1_048_576))
+    llm = LLMEndpoints(runtime.gateway, runtime.auth, int(max_mb * 1_048_576), runtime.policy)
     info = InfoEndpoints(runtime.table, runtime.auth, runtime.health, runtime.tenancy)
     counter = TokenCountService(runtime.router)
     tokens = CountTokensEndpoint(counter, runtime.auth, int(max_mb * 1_048_576))

@@ -182,6 +182,7 @@ GENERAL_SETTINGS = frozenset(
         "mcp_client_side_auth_header_name",
         "health_check_details",
         "max_response_size_mb",
+        "budget_exceeded_status_code",
     }
 )
 
@@ -254,6 +255,7 @@ MODEL_INFO: frozenset[str] = frozenset()
 # router_settings too (router_settings wins when both are set).
 LITELLM_SETTINGS_ROUTER_ALIASES = frozenset(
     {
+        "max_end_user_budget",  # read by the budget checks, not the router
         "fallbacks",
         "default_fallbacks",
         "allowed_fails",
@@ -294,3 +296,6 @@ NOT_YET_ACTED_ON: dict[str, frozenset[str]] = {
     ),
     "general_settings": frozenset({"database_url", "disable_spend_logs"}),
 }
+
+# Known general_settings that Bastion acts on although they have no model field.
+GENERAL_SETTINGS_ACTED_ON = frozenset({"proxy_batch_write_at", "budget_exceeded_status_code"})

@@ -85,7 +85,7 @@ def _inert_settings(raw: Mapping[str, Any]) -> list[str]:
         "router_settings": known_keys.ROUTER_SETTINGS,
         "litellm_settings": known_keys.LITELLM_SETTINGS
         - known_keys.LITELLM_SETTINGS_ROUTER_ALIASES,
-        "general_settings": known_keys.GENERAL_SETTINGS,
+        "general_settings": known_keys.GENERAL_SETTINGS - known_keys.GENERAL_SETTINGS_ACTED_ON,
     }
     for section, names in accepted_only.items():
         values = raw.get(section)

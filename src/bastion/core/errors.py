@@ -150,3 +150,15 @@ class ConfigError(Exception):
 
 def _format_seconds(seconds: float) -> str:
     return str(int(seconds)) if float(seconds).is_integer() else f"{seconds:.3f}"
+
+
+class BudgetExceededError(ClientError):
+    """A key, team, user, member, end user or organization is over its max_budget.
+
+    LiteLLM 1.109 answers 422 (older versions 400): ``status`` is set from
+    ``general_settings.budget_exceeded_status_code`` when configured.
+    """
+
+    status = 422
+    type = "budget_exceeded"
+    code = "budget_exceeded"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
@@ -36,8 +37,11 @@ class AuthCache:
         *,
         refresh_interval: float = DEFAULT_REFRESH_INTERVAL_S,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        on_loaded: Callable[[float], None] | None = None,
     ) -> None:
         self._load = load
+        # Told the monotonic time each installed snapshot's load started (the ledger).
+        self.on_loaded = on_loaded
         self._clock = clock
         self.refresh_interval = refresh_interval
         self.snapshot: AuthSnapshot | None = None
@@ -62,7 +66,10 @@ class AuthCache:
     async def refresh(self) -> None:
         """Load a fresh snapshot now (after a change made through this worker)."""
         async with self._lock:
+            started = time.monotonic()
             self.snapshot = await self._load(self._clock())
+            if self.on_loaded is not None:
+                self.on_loaded(started)
 
     def resolve(self, key: str) -> Principal:
         snapshot = self.snapshot

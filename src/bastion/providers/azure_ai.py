@@ -21,7 +21,7 @@ from bastion.dialects.cohere_to_openai import rerank_from_cohere
 from bastion.dialects.openai_params import upstream_body
 from bastion.dialects.openai_to_cohere import cohere_rerank_request
 from bastion.providers.base import ProviderCall, ProviderResponse
-from bastion.providers.http import encode_headers, post_json
+from bastion.providers.http import UpstreamHTTP, encode_headers, post_json
 from bastion.providers.openai_compatible import OPERATION_PATHS, OpenAICompatibleProvider
 from bastion.providers.translated import load_object, request_fields
 from bastion.providers.vendors import Vendor
@@ -119,3 +119,8 @@ class AzureAIProvider(OpenAICompatibleProvider):
         )
         answer = rerank_from_cohere(load_object(body, self.name), fields)
         return ProviderResponse(200, orjson.dumps(answer))
+
+
+def make_azure_ai_provider(http: UpstreamHTTP) -> AzureAIProvider:
+    """The registry's factory (providers/registry.py loads this module on first use)."""
+    return AzureAIProvider(AZURE_AI_VENDOR, http)

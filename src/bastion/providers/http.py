@@ -6,9 +6,8 @@ import email.utils
 import time
 import urllib.request
 from collections.abc import AsyncIterator, Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import aiohttp
 import orjson
 
 from bastion.core.errors import (
@@ -17,6 +16,10 @@ from bastion.core.errors import (
     UpstreamStatusError,
     UpstreamTimeoutError,
 )
+
+if TYPE_CHECKING:
+    from bastion.providers.proxy_client import AiohttpSSEStream, ProxyClient
+
 from bastion.providers.transport import (
     ConnectionPool,
     Endpoint,
@@ -53,7 +56,7 @@ class UpstreamHTTP:
     def __init__(self, *, connect_timeout: float = 10.0) -> None:
         self.connect_timeout = connect_timeout
         self.pool = ConnectionPool(connect_timeout=connect_timeout)
-        self._session: aiohttp.ClientSession | None = None
+        self._proxy: ProxyClient | None = None
         self._endpoints: dict[str, Endpoint] = {}
         self._proxies: dict[str, str] = {}
 
@@ -62,9 +65,9 @@ class UpstreamHTTP:
 
     async def close(self) -> None:
         await self.pool.close()
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        if self._proxy is not None:
+            await self._proxy.close()
+            self._proxy = None
 
     def endpoint(self, url: str) -> Endpoint:
         endpoint = self._endpoints.get(url)
@@ -81,13 +84,13 @@ class UpstreamHTTP:
         )
 
     @property
-    def session(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
-                trust_env=True,
-            )
-        return self._session
+    def proxy(self) -> ProxyClient:
+        """The aiohttp client for proxied hosts, imported and created on first use."""
+        if self._proxy is None:
+            from bastion.providers.proxy_client import ProxyClient
+
+            self._proxy = ProxyClient(self.connect_timeout)
+        return self._proxy
 
 
 async def post_json(
@@ -107,7 +110,7 @@ async def post_json(
     try:
         endpoint = http.endpoint(url)
         if http.proxied(endpoint):
-            status, body, resp_headers = await _post_via_proxy(http, url, payload, headers, limit)
+            status, body, resp_headers = await http.proxy.post(url, payload, headers, limit)
         else:
             response = await http.pool.request(endpoint, head, payload, timeout=limit)
             status, body, resp_headers = response.status, response.body, response.headers
@@ -115,7 +118,7 @@ async def post_json(
         raise UpstreamTimeoutError(
             f"{provider}: no response within {limit:g}s", provider=provider
         ) from None
-    except (TransportError, aiohttp.ClientError, ValueError) as exc:
+    except (TransportError, ValueError) as exc:
         raise UpstreamConnectionError(
             f"{provider}: connection failed ({_describe(exc)})", provider=provider
         ) from None
@@ -149,34 +152,6 @@ class SSEStream:
         await self._response.aclose()
 
 
-class AiohttpSSEStream:
-    """The same, for a stream that came through a proxy."""
-
-    def __init__(self, response: aiohttp.ClientResponse, provider: str) -> None:
-        self._response = response
-        self._provider = provider
-        self.content_type = response.headers.get("content-type", "text/event-stream").encode()
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        try:
-            async for chunk in self._response.content.iter_any():
-                yield chunk
-        except TimeoutError:
-            raise UpstreamTimeoutError(
-                f"{self._provider}: stream stalled", provider=self._provider
-            ) from None
-        except aiohttp.ClientError as exc:
-            raise UpstreamConnectionError(
-                f"{self._provider}: stream broke ({_describe(exc)})", provider=self._provider
-            ) from None
-
-    async def aclose(self) -> None:
-        if self._response.content.at_eof():
-            self._response.release()
-        else:
-            self._response.close()
-
-
 async def open_sse(
     http: UpstreamHTTP,
     url: str,
@@ -193,8 +168,8 @@ async def open_sse(
     try:
         endpoint = http.endpoint(url)
         if http.proxied(endpoint):
-            return await _open_sse_via_proxy(
-                http, url, payload, headers, limit, provider, secrets, errors
+            return await http.proxy.open_sse(
+                url, payload, headers, limit, provider, secrets, errors or error_from_response
             )
         response = await http.pool.open_stream(
             endpoint, head, payload, first_byte_timeout=limit, read_timeout=limit
@@ -216,46 +191,6 @@ async def open_sse(
             f"{provider}: connection failed ({_describe(exc)})", provider=provider
         ) from None
     return SSEStream(response, provider)
-
-
-async def _post_via_proxy(
-    http: UpstreamHTTP, url: str, payload: bytes, headers: Mapping[str, str], timeout: float
-) -> tuple[int, bytes, Mapping[str, str]]:
-    client_timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=http.connect_timeout)
-    async with http.session.post(
-        url, data=payload, headers=headers, timeout=client_timeout
-    ) as resp:
-        return resp.status, await resp.read(), {k.lower(): v for k, v in resp.headers.items()}
-
-
-async def _open_sse_via_proxy(
-    http: UpstreamHTTP,
-    url: str,
-    payload: bytes,
-    headers: Mapping[str, str],
-    timeout: float,
-    provider: str,
-    secrets: tuple[str | None, ...],
-    errors: ErrorMapper | None = None,
-) -> AiohttpSSEStream:
-    client_timeout = aiohttp.ClientTimeout(
-        total=None, sock_connect=http.connect_timeout, sock_read=timeout
-    )
-    try:
-        resp = await http.session.post(url, data=payload, headers=headers, timeout=client_timeout)
-    except aiohttp.ClientError as exc:
-        raise UpstreamConnectionError(
-            f"{provider}: connection failed ({_describe(exc)})", provider=provider
-        ) from None
-    if resp.status >= 400:
-        try:
-            body = await resp.read()
-        except (aiohttp.ClientError, TimeoutError):
-            body = b""
-        finally:
-            resp.release()
-        raise (errors or error_from_response)(resp.status, body, resp.headers, provider, secrets)
-    return AiohttpSSEStream(resp, provider)
 
 
 def error_from_response(

@@ -3,19 +3,40 @@
 from __future__ import annotations
 
 import difflib
+import importlib
+from collections.abc import Callable
 
-from bastion.providers.anthropic import AnthropicProvider
 from bastion.providers.azure import AZURE_VENDOR, AzureOpenAIProvider
-from bastion.providers.azure_ai import AZURE_AI_VENDOR, AzureAIProvider
 from bastion.providers.base import Provider
-from bastion.providers.bedrock import BedrockProvider
-from bastion.providers.cohere import CohereProvider
 from bastion.providers.fake import FakeProvider
-from bastion.providers.gemini import GeminiProvider
 from bastion.providers.http import UpstreamHTTP
 from bastion.providers.openai_compatible import OpenAICompatibleProvider
 from bastion.providers.vendors import VENDORS
-from bastion.providers.vertex import VertexProvider
+
+
+def _loader(module: str, factory: str) -> Callable[[UpstreamHTTP], Provider]:
+    def load(http: UpstreamHTTP) -> Provider:
+        make: Callable[[UpstreamHTTP], Provider] = getattr(
+            importlib.import_module(f"bastion.providers.{module}"), factory
+        )
+        return make(http)
+
+    return load
+
+
+# Providers with their own API (and heavy client libraries: botocore, google-auth) are
+# imported when a deployment first names them, so a gateway pays only for what it uses.
+LAZY_PROVIDERS: dict[str, tuple[Callable[[UpstreamHTTP], Provider], tuple[str, ...]]] = {
+    "anthropic": (_loader("anthropic", "AnthropicProvider"), ()),
+    "gemini": (_loader("gemini", "GeminiProvider"), ()),
+    "vertex_ai": (_loader("vertex", "VertexProvider"), ("vertex_ai_beta",)),
+    "cohere": (_loader("cohere", "CohereProvider"), ("cohere_chat",)),
+    "azure_ai": (_loader("azure_ai", "make_azure_ai_provider"), ()),
+    "bedrock": (_loader("bedrock", "BedrockProvider"), ("bedrock_converse",)),
+}
+_LAZY_ALIASES = {
+    alias: name for name, (_, aliases) in LAZY_PROVIDERS.items() for alias in (name, *aliases)
+}
 
 # Prefixes LiteLLM knows whose adapters are not in this build yet: named, so the
 # error says "not supported yet" instead of "unknown".
@@ -62,16 +83,11 @@ class UnknownProviderError(ValueError):
 
 class ProviderRegistry:
     def __init__(self, http: UpstreamHTTP) -> None:
+        self._http = http
         self._providers: dict[str, Provider] = {}
         for vendor in VENDORS:
             self.register(OpenAICompatibleProvider(vendor, http))
         self.register(AzureOpenAIProvider(AZURE_VENDOR, http))
-        self.register(AnthropicProvider(http))
-        self.register(GeminiProvider(http))
-        self.register(VertexProvider(http), "vertex_ai_beta")
-        self.register(CohereProvider(http), "cohere_chat")
-        self.register(AzureAIProvider(AZURE_AI_VENDOR, http))
-        self.register(BedrockProvider(http), "bedrock_converse")
         self.register(FakeProvider())
 
     def register(self, provider: Provider, *aliases: str) -> None:
@@ -80,14 +96,23 @@ class ProviderRegistry:
             self._providers[alias] = provider
 
     def get(self, name: str) -> Provider | None:
+        if name not in self._providers and name in _LAZY_ALIASES:
+            return self._load(name)
         return self._providers.get(name)
+
+    def _load(self, name: str) -> Provider:
+        canonical = _LAZY_ALIASES[name]
+        make, aliases = LAZY_PROVIDERS[canonical]
+        provider = make(self._http)
+        self.register(provider, *aliases)
+        return provider
 
     @property
     def fake(self) -> Provider:
         return self._providers["fake"]
 
     def names(self) -> list[str]:
-        return sorted(self._providers)
+        return sorted(set(self._providers) | set(_LAZY_ALIASES))
 
     def resolve(self, model: str, custom_llm_provider: str | None = None) -> tuple[Provider, str]:
         """The provider for a ``litellm_params.model`` string, and the model it calls."""
@@ -96,14 +121,16 @@ class ProviderRegistry:
             prefix = f"{custom_llm_provider}/"
             return provider, model.removeprefix(prefix)
         prefix, sep, rest = model.partition("/")
-        if sep and (prefix in self._providers or prefix in PLANNED_PROVIDERS):
+        if sep and (
+            prefix in self._providers or prefix in _LAZY_ALIASES or prefix in PLANNED_PROVIDERS
+        ):
             return self._lookup(prefix), rest
         if sep and not _looks_like_model_path(prefix):
             return self._lookup(prefix), rest
         return self._lookup(infer_provider(model)), model
 
     def _lookup(self, name: str) -> Provider:
-        provider = self._providers.get(name)
+        provider = self.get(name)
         if provider is not None:
             return provider
         if name in PLANNED_PROVIDERS:

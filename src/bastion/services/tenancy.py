@@ -6,11 +6,13 @@ import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 from bastion.policy.auth_cache import AuthCache
+from bastion.policy.ledger import SpendLedger
+from bastion.services.spend_writer import DEFAULT_INTERVAL_S, SpendWriter
 from bastion.storage.crypto import Cipher
 from bastion.storage.database import Database
-from bastion.storage.migrator import migrate
 from bastion.storage.snapshot import AuthSnapshot, load_auth_snapshot
 from bastion.storage.urls import DatabaseTarget, normalize_database_url, resolve_database_url
 
@@ -26,22 +28,42 @@ def database_target(configured_url: str | None) -> DatabaseTarget:
 
 async def migrate_database(target: DatabaseTarget) -> str:
     """Bring the schema to the newest revision (run once, before workers start)."""
+    from bastion.storage.migrator import migrate  # Alembic: only when migrating
+
     return await migrate(target)
+
+
+BUDGET_RESET_INTERVAL_S = 60.0
 
 
 @dataclass
 class Tenancy:
     database: Database
     keys: AuthCache
+    ledger: SpendLedger
+    writer: SpendWriter
+    _reset_task: asyncio.Task[None] | None = None
 
     @classmethod
-    def create(cls, target: DatabaseTarget, master_key: str | None) -> Tenancy:
+    def create(
+        cls,
+        target: DatabaseTarget,
+        master_key: str | None,
+        *,
+        batch_interval: float = DEFAULT_INTERVAL_S,
+        spill_path: Path | None = None,
+    ) -> Tenancy:
         database = Database.connect(target, cipher=Cipher.from_environment(master_key))
+        ledger = SpendLedger()
 
         async def load(now: datetime) -> AuthSnapshot:
             return await load_auth_snapshot(database.engine, now)
 
-        return cls(database=database, keys=AuthCache(load))
+        writer = SpendWriter(
+            database.apply_spend_batch, ledger, interval=batch_interval, spill_path=spill_path
+        )
+        keys = AuthCache(load, on_loaded=ledger.snapshot_loaded)
+        return cls(database=database, keys=keys, ledger=ledger, writer=writer)
 
     async def start(self) -> None:
         try:
@@ -50,10 +72,26 @@ class Tenancy:
             # Serve what needs no database (the master key); keys arrive when it returns.
             logger.error("could not load virtual keys from the database: %s", exc)
             self.keys.start_polling()
+        await self.writer.start()
+        self._reset_task = asyncio.create_task(self._reset_budgets())
 
     async def stop(self) -> None:
+        if self._reset_task is not None:
+            self._reset_task.cancel()
+            await asyncio.gather(self._reset_task, return_exceptions=True)
         await self.keys.stop()
+        await self.writer.stop()
         await self.database.dispose()
+
+    async def _reset_budgets(self) -> None:
+        """Zero the spend of budgets whose period ended (idempotent: every worker may)."""
+        while True:
+            await asyncio.sleep(BUDGET_RESET_INTERVAL_S)
+            try:
+                await self.database.reset_budgets()
+                await self.keys.refresh()
+            except Exception as exc:
+                logger.warning("budget reset failed (retried): %s", exc)
 
     async def database_reachable(self) -> bool:
         try:

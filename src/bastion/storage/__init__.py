@@ -7,6 +7,8 @@ gateway loads :func:`load_auth_snapshot` into memory and writes spend with
 :func:`apply_spend_batch` from a background task.
 """
 
+from typing import Any
+
 from bastion.storage.budget_reset import ResetResult, reset_budgets
 from bastion.storage.crypto import Cipher, decrypt_value, encrypt_value
 from bastion.storage.database import Database, create_engine
@@ -18,7 +20,6 @@ from bastion.storage.errors import (
     NotFoundError,
     StorageError,
 )
-from bastion.storage.migrator import migrate
 from bastion.storage.repositories import Page, Store, hash_key, key_display_name
 from bastion.storage.snapshot import AuthSnapshot, load_auth_snapshot
 from bastion.storage.spend import (
@@ -28,6 +29,16 @@ from bastion.storage.spend import (
     delete_spend_logs_older_than,
 )
 from bastion.storage.urls import normalize_database_url, resolve_database_url
+
+
+def __getattr__(name: str) -> Any:
+    # Alembic is imported only when migrating (the CLI, once), not by every worker.
+    if name == "migrate":
+        from bastion.storage.migrator import migrate
+
+        return migrate
+    raise AttributeError(name)
+
 
 __all__ = [
     "AuthSnapshot",

@@ -29,6 +29,8 @@ from bastion.interfaces.http.asgi import (
 from bastion.interfaces.http.errors import error_body, stream_error_event
 from bastion.policy.auth import Authenticator, extract_key
 from bastion.services.gateway import CallOutcome, GatewayService
+from bastion.services.metering import CallContext
+from bastion.services.tenant_policy import TenantPolicy
 
 logger = logging.getLogger("bastion.http")
 
@@ -40,10 +42,17 @@ _STREAM_HEADERS: Headers = [
 
 
 class LLMEndpoints:
-    def __init__(self, service: GatewayService, auth: Authenticator, max_body_bytes: int) -> None:
+    def __init__(
+        self,
+        service: GatewayService,
+        auth: Authenticator,
+        max_body_bytes: int,
+        policy: TenantPolicy | None = None,
+    ) -> None:
         self.service = service
         self.auth = auth
         self.max_body_bytes = max_body_bytes
+        self.policy = policy
 
     async def handle(
         self,
@@ -56,8 +65,10 @@ class LLMEndpoints:
     ) -> None:
         started = time.perf_counter()
         call_id = str(uuid.uuid4())
+        context: CallContext | None = None
+        strip_usage = False
         try:
-            self.auth.authenticate(extract_key(scope["headers"]))
+            principal = self.auth.authenticate(extract_key(scope["headers"]))
             raw = await read_body(scope, receive, self.max_body_bytes)
             files: list[FilePart] = []
             if operation is Operation.AUDIO_TRANSCRIPTION:
@@ -76,6 +87,15 @@ class LLMEndpoints:
                 stream = False
             else:
                 stream = validate_request(operation, body)
+            if self.policy is not None:
+                context, strip_usage = self.policy.before(
+                    principal,
+                    body,
+                    operation=operation,
+                    dialect=dialect,
+                    stream=stream,
+                    request_id=call_id,
+                )
             outcome = await self.service.call(
                 operation,
                 body,
@@ -95,6 +115,8 @@ class LLMEndpoints:
             await send_error(send, _internal_error(), call_id, dialect)
             return
         headers = _outcome_headers(outcome, body["model"], call_id, started)
+        if context is not None and self.policy is not None:
+            headers.extend(self._meter(context, outcome, strip_usage))
         if outcome.response is not None:
             response = outcome.response
             await send_response(
@@ -102,6 +124,23 @@ class LLMEndpoints:
             )
         else:
             await relay_stream(receive, send, outcome, headers, dialect)
+
+    def _meter(self, context: CallContext, outcome: CallOutcome, strip_usage: bool) -> Headers:
+        """Charges an answer now (cost headers) or arranges for a stream to be charged."""
+        assert self.policy is not None
+        try:
+            if outcome.stream is not None:
+                self.policy.metered(context, outcome, strip_usage)
+                return []
+            amount = self.policy.after_answer(context, outcome)
+        except Exception:  # accounting must never cost the client its answer
+            logger.exception("could not account request %s", context.request_id)
+            return []
+        headers: Headers = [(b"x-litellm-response-cost", f"{amount:f}".encode())]
+        spend = self.policy.meter.key_spend(context)
+        if spend is not None:
+            headers.append((b"x-litellm-key-spend", f"{spend:f}".encode()))
+        return headers
 
 
 async def relay_stream(

@@ -1,0 +1,147 @@
+"""Budget checks before a call: key, team, team member, user, end user, organization, global.
+
+Spend is the auth snapshot's plus what this worker spent since (policy/ledger.py).
+A budget whose reset time has passed counts as fresh even before the reset job
+has zeroed it in the database.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from bastion.core.errors import BudgetExceededError
+from bastion.policy.auth import Principal, PrincipalKind
+from bastion.policy.ledger import EntityKey, SpendLedger
+from bastion.storage.snapshot import AuthSnapshot, BudgetFields
+
+logger = logging.getLogger("bastion.budgets")
+
+
+@dataclass(frozen=True, slots=True)
+class Charge:
+    """One entity a request's spend is charged to, with its budget (if any)."""
+
+    entity: EntityKey
+    label: str
+    max_budget: Decimal | None
+    soft_budget: Decimal | None
+    spend: Decimal
+    reset_at: datetime | None
+
+
+def charges_for(
+    principal: Principal, end_user: str | None, snapshot: AuthSnapshot | None
+) -> list[Charge]:
+    charges: list[Charge] = []
+    if principal.kind is PrincipalKind.KEY and principal.key is not None:
+        key = principal.key
+        charges.append(
+            _charge(("key", key.token), f"key {key.key_alias or key.key_name}", key.budget)
+        )
+        if principal.team is not None:
+            team = principal.team
+            charges.append(
+                _charge(
+                    ("team", team.team_id), f"team {team.team_alias or team.team_id}", team.budget
+                )
+            )
+        if principal.membership is not None:
+            member = principal.membership
+            charges.append(
+                Charge(
+                    ("member", f"{member.team_id}:{member.user_id}"),
+                    f"member {member.user_id} of team {member.team_id}",
+                    member.max_budget_in_team,
+                    None,
+                    member.spend,
+                    member.budget_reset_at,
+                )
+            )
+        if principal.user is not None:
+            user = principal.user
+            charges.append(_charge(("user", user.user_id), f"user {user.user_id}", user.budget))
+        if principal.organization is not None:
+            org = principal.organization
+            charges.append(
+                _charge(
+                    ("org", org.organization_id),
+                    f"organization {org.organization_alias or org.organization_id}",
+                    org.budget,
+                )
+            )
+    if end_user and snapshot is not None:
+        record = snapshot.end_users.get(end_user)
+        budget = snapshot.budgets.get(record.budget_id) if record and record.budget_id else None
+        spend = record.spend if record is not None else Decimal(0)
+        charges.append(
+            Charge(
+                ("end_user", end_user),
+                f"end user {end_user}",
+                budget.budget.max_budget if budget else None,
+                budget.budget.soft_budget if budget else None,
+                spend,
+                budget.budget.budget_reset_at if budget else None,
+            )
+        )
+    return charges
+
+
+class BudgetGuard:
+    def __init__(
+        self,
+        ledger: SpendLedger,
+        *,
+        status: int = 422,
+        default_end_user_budget: Decimal | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.ledger = ledger
+        self.status = status
+        self.default_end_user_budget = default_end_user_budget
+        self._clock = clock
+        self._soft_alerted: set[EntityKey] = set()
+
+    def check(self, charges: list[Charge]) -> None:
+        now = self._clock()
+        for charge in charges:
+            limit = charge.max_budget
+            if limit is None and charge.entity[0] == "end_user":
+                limit = self.default_end_user_budget
+            spend = self.current_spend(charge, now)
+            if charge.soft_budget is not None and spend >= charge.soft_budget:
+                self._soft_alert(charge, spend)
+            if limit is not None and spend >= limit:
+                error = BudgetExceededError(
+                    f"budget exceeded for {charge.label}: spend ${spend:.6f} has reached its "
+                    f"max_budget of ${limit:.6f}"
+                    + (f"; it resets at {charge.reset_at.isoformat()}" if charge.reset_at else ""),
+                )
+                error.status = self.status
+                raise error
+
+    def current_spend(self, charge: Charge, now: datetime) -> Decimal:
+        reset_at = charge.reset_at
+        if reset_at is not None and reset_at.tzinfo is None:
+            reset_at = reset_at.replace(tzinfo=UTC)
+        base = Decimal(0) if reset_at is not None and reset_at <= now else charge.spend
+        return base + self.ledger.pending(charge.entity)
+
+    def _soft_alert(self, charge: Charge, spend: Decimal) -> None:
+        if charge.entity not in self._soft_alerted:
+            self._soft_alerted.add(charge.entity)
+            logger.warning(
+                "soft budget reached: %s has spent $%.6f, soft_budget $%.6f",
+                charge.label,
+                spend,
+                charge.soft_budget,
+            )
+
+
+def _charge(entity: EntityKey, label: str, budget: BudgetFields) -> Charge:
+    return Charge(
+        entity, label, budget.max_budget, budget.soft_budget, budget.spend, budget.budget_reset_at
+    )

@@ -1,0 +1,111 @@
+"""A stream relayed unchanged while its usage is picked out, charged when it ends.
+
+Only events that carry a usage object are parsed: a byte search finds them, so
+the other chunks cost one ``in`` test. When the gateway asked the provider for a
+usage chunk the client did not ask for, that chunk is removed before the client
+sees it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import orjson
+
+from bastion.core.dialect import Dialect
+from bastion.core.usage import Usage
+from bastion.dialects.usage import usage_from_anthropic, usage_from_openai
+from bastion.providers.base import ProviderStream
+
+_USAGE_MARKS = (b'"usage":{', b'"usage": {')
+
+
+class MeteredStream:
+    def __init__(
+        self,
+        upstream: ProviderStream,
+        dialect: Dialect,
+        on_end: Callable[[Usage | None], None],
+        *,
+        strip_usage_chunk: bool = False,
+    ) -> None:
+        self._upstream = upstream
+        self._dialect = dialect
+        self._on_end = on_end
+        self._strip = strip_usage_chunk
+        self._openai_usage: Any = None
+        self._anthropic_usage: dict[str, Any] = {}
+        self._ended = False
+        self._carry = b""
+        self.content_type = upstream.content_type
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for piece in self._upstream:
+            chunk = self._carry + piece if self._carry else piece
+            self._carry = b""
+            if _USAGE_MARKS[0] in chunk or _USAGE_MARKS[1] in chunk:
+                head, sep, tail = chunk.rpartition(b"\n\n")
+                if tail and (_USAGE_MARKS[0] in tail or _USAGE_MARKS[1] in tail):
+                    # The usage event is cut by a chunk boundary: wait for its end.
+                    self._carry, chunk = tail, head + sep
+                chunk = self._read_usage(chunk)
+                if not chunk:
+                    continue
+            yield chunk
+        if self._carry:
+            rest = self._read_usage(self._carry)
+            self._carry = b""
+            if rest:
+                yield rest
+
+    async def aclose(self) -> None:
+        try:
+            await self._upstream.aclose()
+        finally:
+            if not self._ended:
+                self._ended = True
+                self._on_end(self._usage())
+
+    def _usage(self) -> Usage | None:
+        if self._dialect is Dialect.ANTHROPIC:
+            return usage_from_anthropic(self._anthropic_usage) if self._anthropic_usage else None
+        return usage_from_openai(self._openai_usage) if self._openai_usage else None
+
+    def _read_usage(self, chunk: bytes) -> bytes:
+        events = chunk.split(b"\n\n")
+        kept: list[bytes] = []
+        for event in events:
+            if _USAGE_MARKS[0] not in event and _USAGE_MARKS[1] not in event:
+                kept.append(event)
+                continue
+            data = _data_of(event)
+            if self._dialect is Dialect.ANTHROPIC:
+                self._take_anthropic(data)
+                kept.append(event)
+            elif isinstance(data, dict) and isinstance(data.get("usage"), dict):
+                self._openai_usage = data["usage"]
+                if not (self._strip and not data.get("choices")):
+                    kept.append(event)
+            else:
+                kept.append(event)
+        return b"\n\n".join(kept)
+
+    def _take_anthropic(self, data: Any) -> None:
+        if not isinstance(data, dict):
+            return
+        usage = data.get("usage")
+        if usage is None and isinstance(data.get("message"), dict):
+            usage = data["message"].get("usage")
+        if isinstance(usage, dict):
+            self._anthropic_usage.update({k: v for k, v in usage.items() if v is not None})
+
+
+def _data_of(event: bytes) -> Any:
+    lines = [line[5:].strip() for line in event.split(b"\n") if line.startswith(b"data:")]
+    if not lines:
+        return None
+    try:
+        return orjson.loads(b"\n".join(lines))
+    except orjson.JSONDecodeError:
+        return None

@@ -1,0 +1,137 @@
+"""After a call: its usage read from the answer, its cost, and its spend queued.
+
+Non-streamed answers are read once here (the cost goes into the response headers).
+Streams are watched as they pass (services/metered_stream.py) and charged when they
+end. Either way the spend is added to this worker's ledger at once (so budgets see
+it on the next request) and queued for the database (services/spend_writer.py).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import orjson
+
+from bastion.core.deployment import Deployment, Operation
+from bastion.core.dialect import Dialect
+from bastion.core.usage import Usage
+from bastion.dialects.usage import usage_from_anthropic, usage_from_openai
+from bastion.policy.auth import Principal, PrincipalKind
+from bastion.policy.budgets import Charge
+from bastion.policy.ledger import SpendLedger
+from bastion.policy.pricing import UNPRICED, PriceBook, cost
+from bastion.services.spend_writer import SpendWriter
+from bastion.storage.spend import SpendRecord
+
+logger = logging.getLogger("bastion.spend")
+
+_CALL_TYPES = {
+    Operation.CHAT: "acompletion",
+    Operation.COMPLETION: "atext_completion",
+    Operation.EMBEDDING: "aembedding",
+    Operation.IMAGE_GENERATION: "aimage_generation",
+    Operation.AUDIO_SPEECH: "aspeech",
+    Operation.AUDIO_TRANSCRIPTION: "atranscription",
+    Operation.MODERATION: "amoderation",
+    Operation.RESPONSES: "aresponses",
+}
+
+
+@dataclass(slots=True)
+class CallContext:
+    """Who made a call and what it is charged to: filled before the call."""
+
+    request_id: str
+    principal: Principal
+    charges: list[Charge]
+    end_user: str | None
+    operation: Operation
+    dialect: Dialect
+    model_group: str
+    started: datetime
+    tags: Sequence[str] = ()
+
+
+class Meter:
+    def __init__(self, prices: PriceBook, ledger: SpendLedger, writer: SpendWriter) -> None:
+        self.prices = prices
+        self.ledger = ledger
+        self.writer = writer
+
+    def usage_of_answer(self, context: CallContext, body: bytes) -> tuple[Usage, int]:
+        """Usage and image count of a complete answer (JSON in the client's dialect)."""
+        try:
+            data: Any = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return Usage(), 0
+        if not isinstance(data, dict):
+            return Usage(), 0
+        images = (
+            len(data.get("data") or []) if context.operation is (Operation.IMAGE_GENERATION) else 0
+        )
+        raw = data.get("usage")
+        if context.dialect is Dialect.ANTHROPIC:
+            return usage_from_anthropic(raw), images
+        return usage_from_openai(raw), images
+
+    def charge(
+        self,
+        context: CallContext,
+        deployment: Deployment,
+        usage: Usage,
+        *,
+        images: int = 0,
+        status: str = "success",
+    ) -> Decimal:
+        price = self.prices.price_for(deployment) or UNPRICED
+        amount = cost(price, usage, operation=context.operation.value, images=images)
+        self.ledger.add((c.entity for c in context.charges), amount)
+        principal = context.principal
+        key = principal.key if principal.kind is PrincipalKind.KEY else None
+        self.writer.record(
+            SpendRecord(
+                request_id=context.request_id,
+                spend=amount,
+                start_time=context.started,
+                end_time=datetime.now(UTC),
+                call_type=_CALL_TYPES.get(context.operation, context.operation.value),
+                status=status,
+                api_key=key.token if key is not None else None,
+                user_id=key.user_id if key is not None else None,
+                team_id=key.team_id if key is not None else None,
+                organization_id=(
+                    principal.organization.organization_id if principal.organization else None
+                ),
+                end_user=context.end_user,
+                model=deployment.upstream_model,
+                model_id=deployment.id,
+                model_group=context.model_group,
+                api_base=deployment.api_base,
+                custom_llm_provider=deployment.provider_name,
+                prompt_tokens=usage.prompt_tokens,
+                completion_tokens=usage.output_tokens,
+                total_tokens=usage.total_tokens,
+                cached_tokens=usage.cached_input_tokens,
+                cache_creation_tokens=usage.cache_creation_input_tokens,
+                reasoning_tokens=usage.reasoning_tokens,
+                request_tags=tuple(context.tags),
+                metadata={
+                    "user_api_key_alias": key.key_alias if key is not None else None,
+                    "user_api_key_team_alias": (
+                        principal.team.team_alias if principal.team is not None else None
+                    ),
+                },
+            )
+        )
+        return amount
+
+    def key_spend(self, context: CallContext) -> Decimal | None:
+        for charge in context.charges:
+            if charge.entity[0] == "key":
+                return charge.spend + self.ledger.pending(charge.entity)
+        return None
