@@ -8,10 +8,18 @@ from pathlib import Path
 
 import openai
 import pytest
+import yaml
 
 from tests.e2e.admin_tenancy_support import MASTER, Admin, gateway, sqlite_url
 from tests.e2e.helpers import USER_MSG
+from tests.e2e.test_admin_tenancy_permissions import _seed_team_key
 from tests.support.gateway import GatewayProcess
+
+
+def _database_url(gw: GatewayProcess) -> str:
+    assert gw.config_path is not None
+    config = yaml.safe_load(gw.config_path.read_text())
+    return str(config["general_settings"]["database_url"])
 
 
 @pytest.fixture(scope="module")
@@ -249,10 +257,8 @@ def test_blocking_and_deleting_a_team_refuses_its_keys_at_once(
     messages = USER_MSG
     assert client.chat.completions.create(model="fake-chat", messages=messages).choices
 
-    keys = admin.post("/key/generate", {"team_id": team_id, "models": ["fake-chat"]})
-    if keys.status_code == 404:
-        pytest.skip("no /key/generate on this gateway yet")
-    team_key = keys.json()["key"]
+    team_key = _seed_team_key(_database_url(gw), team_id)
+    admin.ok("/team/unblock", {"team_id": team_id})  # any change reloads the key cache
     team_client = _chat(gw, team_key)
     assert team_client.chat.completions.create(model="fake-chat", messages=messages).choices
 
