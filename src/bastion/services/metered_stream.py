@@ -19,6 +19,7 @@ from bastion.dialects.usage import usage_from_anthropic, usage_from_openai
 from bastion.providers.base import ProviderStream
 
 _USAGE_MARKS = (b'"usage":{', b'"usage": {')
+MAX_CARRY = 1 << 20  # past this, bytes without an event boundary are passed on as they are
 
 
 class MeteredStream:
@@ -41,18 +42,24 @@ class MeteredStream:
         self.content_type = upstream.content_type
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
+        # Bytes go out whole events at a time: the incomplete end of a chunk waits for
+        # the rest (a client can do nothing with half an event anyway), so a usage
+        # event is always seen whole, however the upstream's bytes were split.
         async for piece in self._upstream:
-            chunk = self._carry + piece if self._carry else piece
-            self._carry = b""
-            if _USAGE_MARKS[0] in chunk or _USAGE_MARKS[1] in chunk:
-                head, sep, tail = chunk.rpartition(b"\n\n")
-                if tail and (_USAGE_MARKS[0] in tail or _USAGE_MARKS[1] in tail):
-                    # The usage event is cut by a chunk boundary: wait for its end.
-                    self._carry, chunk = tail, head + sep
-                chunk = self._read_usage(chunk)
-                if not chunk:
+            data = self._carry + piece if self._carry else piece
+            end = _events_end(data)
+            if end < len(data) and len(data) - end <= MAX_CARRY:
+                self._carry = data[end:]
+                data = data[:end]
+            else:
+                self._carry = b""
+            if not data:
+                continue
+            if _USAGE_MARKS[0] in data or _USAGE_MARKS[1] in data:
+                data = self._read_usage(data)
+                if not data:
                     continue
-            yield chunk
+            yield data
         if self._carry:
             rest = self._read_usage(self._carry)
             self._carry = b""
@@ -73,7 +80,7 @@ class MeteredStream:
         return usage_from_openai(self._openai_usage) if self._openai_usage else None
 
     def _read_usage(self, chunk: bytes) -> bytes:
-        events = chunk.split(b"\n\n")
+        events = chunk.replace(b"\r\n", b"\n").split(b"\n\n")
         kept: list[bytes] = []
         for event in events:
             if _USAGE_MARKS[0] not in event and _USAGE_MARKS[1] not in event:
@@ -109,3 +116,12 @@ def _data_of(event: bytes) -> Any:
         return orjson.loads(b"\n".join(lines))
     except orjson.JSONDecodeError:
         return None
+
+
+def _events_end(data: bytes) -> int:
+    """Where the last complete SSE event in ``data`` ends (0 if none)."""
+    if data.endswith(b"\n\n"):
+        return len(data)
+    lf = data.rfind(b"\n\n")
+    crlf = data.rfind(b"\r\n\r\n")
+    return max(lf + 2 if lf >= 0 else 0, crlf + 4 if crlf >= 0 else 0)
