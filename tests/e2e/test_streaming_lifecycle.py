@@ -82,7 +82,8 @@ def test_client_disconnect_cancels_the_upstream_stream(env: Env) -> None:
 
 def test_sigterm_drains_in_flight_stream_then_exits_zero(mocks: MockPool) -> None:
     up = mocks.new(name="drain")
-    up.set_default(slow_stream(interval_s=0.05, chunks=50))  # about 2.5 s
+    chunks = 120  # about 6 s: long enough to still be running under a loaded CI machine
+    up.set_default(slow_stream(interval_s=0.05, chunks=chunks))
     with GatewayProcess(_config(up)) as gw:
         result: dict[str, Any] = {}
 
@@ -122,7 +123,7 @@ def test_sigterm_drains_in_flight_stream_then_exits_zero(mocks: MockPool) -> Non
         assert result["status"] == 200
         assert result["lines"][-1] == "data: [DONE]"
         content = "".join(re.findall(r'"content":"([^"]*)"', "\n".join(result["lines"])))
-        assert content == " ".join(f"tok{i}" for i in range(50))
+        assert content == " ".join(f"tok{i}" for i in range(chunks))
         assert gw.process.wait(timeout=10) == 0
         assert up.wait_until(lambda: up.completed_streams == 1, timeout=3)
 
