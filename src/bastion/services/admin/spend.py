@@ -1,8 +1,8 @@
 """Spend reports in LiteLLM's shapes: ``/spend/logs`` and ``/global/spend/*``.
 
 Totals per key, team and model come from the daily aggregates; the per-team and
-per-customer report needs the key of each request as well, so it reads only the
-few columns it groups by from the request ledger, over the requested days.
+per-customer report needs the key of each request as well, so it is grouped by the
+database from the request ledger (one row per day, team or customer, model and key).
 """
 
 from __future__ import annotations
@@ -156,6 +156,19 @@ async def _team_aliases(store: Store, team_ids: Iterable[str]) -> dict[str, str 
     return {t.team_id: t.team_alias for t in teams if isinstance(t, Team)}
 
 
+def _utc_day(dialect: str) -> Any:
+    """The UTC calendar day of a request, computed by the database so the report groups
+    rows there: TIMESTAMPTZ on PostgreSQL, naive UTC text ("YYYY-MM-DD HH:MM:SS") on
+    SQLite."""
+    if dialect == "postgresql":
+        return sa.cast(sa.func.timezone("UTC", SpendLog.start_time), sa.Date)
+    return sa.func.substr(sa.type_coerce(SpendLog.start_time, sa.String), 1, 10)
+
+
+def _as_date(value: Any) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
+
+
 async def spend_report(
     store: Store, group_by: str, start: date, end: date, *, team_id: str | None = None
 ) -> list[dict[str, Any]]:
@@ -166,16 +179,21 @@ async def spend_report(
     if group_by == "api_key":
         return await _report_by_key(store, start, end)
     column = SpendLog.team_id if group_by == "team" else SpendLog.end_user
-    query = sa.select(
-        SpendLog.start_time,
-        column.label("entity"),
-        SpendLog.model,
-        SpendLog.api_key,
-        SpendLog.spend,
-        SpendLog.total_tokens,
-    ).where(
-        SpendLog.start_time >= day_start(start),
-        SpendLog.start_time < day_start(end) + timedelta(days=1),
+    day = _utc_day(store.session.get_bind().dialect.name)
+    query = (
+        sa.select(
+            day.label("day"),
+            column.label("entity"),
+            SpendLog.model,
+            SpendLog.api_key,
+            sa.func.sum(SpendLog.spend).label("spend"),
+            sa.func.sum(SpendLog.total_tokens).label("total_tokens"),
+        )
+        .where(
+            SpendLog.start_time >= day_start(start),
+            SpendLog.start_time < day_start(end) + timedelta(days=1),
+        )
+        .group_by(day, column, SpendLog.model, SpendLog.api_key)
     )
     if team_id is not None:
         query = query.where(SpendLog.team_id == team_id)
@@ -183,11 +201,9 @@ async def spend_report(
         lambda: defaultdict(lambda: defaultdict(lambda: [Decimal(0), 0]))
     )
     for row in await store.session.execute(query):
-        cell = cells[row.start_time.astimezone(UTC).date()][row.entity][
-            (row.model or "", row.api_key or "")
-        ]
-        cell[0] += row.spend
-        cell[1] += row.total_tokens
+        cell = cells[_as_date(row.day)][row.entity][(row.model or "", row.api_key or "")]
+        cell[0] += row.spend or Decimal(0)
+        cell[1] += int(row.total_tokens or 0)
     aliases = await _team_aliases(store, (e for d in cells.values() for e in d if e))
     name_field, list_field = (
         ("team_name", "teams") if group_by == "team" else ("customer", "customers")
