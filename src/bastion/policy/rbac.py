@@ -103,3 +103,17 @@ def can_read_user(actor: Actor, user_id: str) -> bool:
 
 def deny(action: str) -> PermissionDeniedError:
     return PermissionDeniedError(f"you may not {action}")
+
+
+def can_own_key(actor: Actor, key_user_id: str | None, key_team_id: str | None) -> bool:
+    """May the actor create a key with this owner, or move a key to it? Admins: any;
+    team admins: keys of their team; internal users: their own keys, in no team or in a
+    team they belong to."""
+    if actor.is_admin or can_manage_team(actor, key_team_id):
+        return True
+    return (
+        actor.role == INTERNAL_USER
+        and actor.user_id is not None
+        and key_user_id == actor.user_id
+        and (key_team_id is None or key_team_id in actor.member_teams)
+    )

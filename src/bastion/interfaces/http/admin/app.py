@@ -13,6 +13,7 @@ from starlette.routing import BaseRoute
 from bastion.core.errors import BastionError, InvalidRequestError, NotFoundError
 from bastion.interfaces.http.admin import (
     routes_customers,
+    routes_keys,
     routes_organizations,
     routes_spend,
     routes_teams,
@@ -28,6 +29,7 @@ def admin_routes() -> list[BaseRoute]:
     routes: list[BaseRoute] = []
     routes += routes_customers.routes()
     routes += routes_spend.routes()
+    routes += routes_keys.ROUTES
     routes += routes_teams.ROUTES
     routes += routes_users.ROUTES
     routes += routes_organizations.ROUTES
