@@ -26,7 +26,15 @@ from typing import Any
 import pinning
 from cpu_meter import measure_foreign, wait_for_idle
 from pinning import PinPlan
-from processes import Service, free_port, http_get, spawn, wait_ready, worker_memory
+from processes import (
+    Service,
+    free_port,
+    http_get,
+    http_post,
+    spawn,
+    wait_ready,
+    worker_memory,
+)
 from report import (
     NOISE_WARN_PCT,
     Pair,
@@ -60,6 +68,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--gateway-name", help="label for --gateway-cmd (default: gateway)")
     parser.add_argument("--litellm", action="store_true", help="also benchmark LiteLLM proxy")
+    parser.add_argument(
+        "--virtual-key",
+        action="store_true",
+        help="call the gateway with a virtual key of a user in a team with budgets "
+        "(spend tracked) instead of the master key",
+    )
     parser.add_argument(
         "--direct-only", action="store_true", help="only the mock, no gateway (checks the rig)"
     )
@@ -115,6 +129,7 @@ class Bench:
     ) -> None:
         self.args, self.wrk, self.pin, self.mock, self.out_dir = args, wrk, pin, mock, out_dir
         self.scenarios = build_scenarios(args)
+        self.gateway_key = MASTER_KEY
 
     def measure(self, port: int, scenario: Scenario, pids: list[int]) -> WrkResult:
         """wrk against port; pids = [mock, gateway?], pinned first per the scenario's layout."""
@@ -124,7 +139,7 @@ class Bench:
         url = f"http://127.0.0.1:{port}"
         common: dict[str, Any] = {
             "connections": scenario.connections,
-            "key": MASTER_KEY,
+            "key": self.gateway_key if port != self.mock.port else MASTER_KEY,
             "stream": scenario.stream,
             "cpus": layout.wrk,
         }
@@ -170,8 +185,11 @@ class Bench:
     def _bench_service(self, target: Target, service: Service, run: TargetRun) -> None:
         run.startup_s = wait_ready(service, target.ready_path, target.ready_timeout_s)
         print(f"   ready in {run.startup_s:.3f} s", flush=True)
+        self.gateway_key = virtual_key(service.port) if self.args.virtual_key else MASTER_KEY
+        if self.args.virtual_key:
+            print("   calling with a virtual key (team and user budgets, spend tracked)")
         for stream in sorted({s.stream for s in self.scenarios}):
-            why = probe(service.port, MASTER_KEY, stream)
+            why = probe(service.port, self.gateway_key, stream)
             if why:
                 kind = "streaming" if stream else "non-streaming"
                 raise RuntimeError(f"{kind} probe request failed: {why}")
@@ -270,12 +288,29 @@ def metadata(args: argparse.Namespace, wrk: str, pin: PinPlan) -> dict[str, Any]
     }
 
 
+def virtual_key(port: int) -> str:
+    """A key of a user in a team, both with large budgets, made through the admin API."""
+    headers = {"Authorization": f"Bearer {MASTER_KEY}", "Content-Type": "application/json"}
+    team = json.dumps({"team_alias": f"bench-{port}", "max_budget": 1e9}).encode()
+    status, _, body = http_post(port, "/team/new", team, headers)
+    if status != 200:
+        raise RuntimeError(f"/team/new failed: {status} {body[:200]!r}")
+    team_id = json.loads(body)["team_id"]
+    user = json.dumps({"max_budget": 1e9, "teams": [team_id]}).encode()
+    status, _, body = http_post(port, "/user/new", user, headers)
+    if status != 200:
+        raise RuntimeError(f"/user/new failed: {status} {body[:200]!r}")
+    key: str = json.loads(body)["key"]
+    return key
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     wrk = ensure_wrk()
     pin = pinning.plan(args.pin)
     out_dir = args.results_dir / time.strftime("%Y%m%d-%H%M%S")
     out_dir.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("BASTION_DB_PATH", str(out_dir / "bastion.db"))
     meta = metadata(args, wrk, pin)
     print(f"CPU pinning: {pin.describe()}")
     print(f"wrk: {meta['wrk']}; {args.duration:g} s per run after {args.warmup:g} s warm-up")

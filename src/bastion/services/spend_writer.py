@@ -25,6 +25,9 @@ from bastion.storage.spend import SpendRecord
 logger = logging.getLogger("bastion.spend")
 
 DEFAULT_INTERVAL_S = 10.0
+# A batch is written as soon as it is this big, whatever the interval: memory stays
+# bounded under load and each transaction stays short.
+FLUSH_AT = 500
 MAX_QUEUE = 200_000
 
 ApplyBatch = Callable[[Iterable[SpendRecord]], Awaitable[Any]]
@@ -45,6 +48,7 @@ class SpendWriter:
         self.spill_path = spill_path
         self._queue: list[SpendRecord] = []
         self._task: asyncio.Task[None] | None = None
+        self._early: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self.failures = 0
 
@@ -53,6 +57,14 @@ class SpendWriter:
             logger.error("spend queue full (%d records): dropping the oldest", MAX_QUEUE)
             del self._queue[: MAX_QUEUE // 10]
         self._queue.append(record)
+        if len(self._queue) >= FLUSH_AT and self._early is None and self._task is not None:
+            self._early = asyncio.create_task(self._flush_early())
+
+    async def _flush_early(self) -> None:
+        try:
+            await self.flush()
+        finally:
+            self._early = None
 
     @property
     def queued(self) -> int:
@@ -67,6 +79,8 @@ class SpendWriter:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
+        if self._early is not None:
+            await asyncio.gather(self._early, return_exceptions=True)
         if not await self.flush() and self._queue:
             self._spill()
 

@@ -198,14 +198,30 @@ def _insert(dialect: str, table: sa.Table) -> Any:
 
 
 async def _insert_logs(conn: AsyncConnection, dialect: str, records: list[SpendRecord]) -> set[str]:
+    """Inserts the rows not written before; returns their request ids.
+
+    The ids already present are read first, then a plain executemany inserts the
+    rest: one compiled statement whatever the batch size. (INSERT … RETURNING over
+    many rows is compiled anew for every batch length, which costs CPU on every
+    flush and fills the statement cache.)
+    """
     table = table_of(SpendLog)
-    stmt = (
-        _insert(dialect, table)
-        .on_conflict_do_nothing(index_elements=[table.c.request_id])
-        .returning(table.c.request_id)
+    ids = [r.request_id for r in records]
+    existing = set(
+        (
+            await conn.execute(
+                sa.select(table.c.request_id).where(
+                    table.c.request_id.in_(sa.bindparam("ids", expanding=True))
+                ),
+                {"ids": ids},
+            )
+        ).scalars()
     )
-    result = await conn.execute(stmt, [r.log_row() for r in records])
-    return set(result.scalars())
+    fresh = [r for r in records if r.request_id not in existing]
+    if fresh:
+        stmt = _insert(dialect, table).on_conflict_do_nothing(index_elements=[table.c.request_id])
+        await conn.execute(stmt, [r.log_row() for r in fresh])
+    return {r.request_id for r in fresh}
 
 
 async def _increment_entities(
