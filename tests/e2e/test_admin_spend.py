@@ -133,6 +133,23 @@ def test_report_by_api_key_totals_and_models(gw: GatewayProcess, s: Seeded) -> N
     assert D(by_key[bob]["total_cost"]) == Decimal("0.3")  # the 40-day-old row is outside
 
 
+def test_report_for_one_key_or_one_user(gw: GatewayProcess, s: Seeded) -> None:
+    days = {"start_date": str(s.d1), "end_date": str(s.d2)}
+    for key in (TEAM_ADMIN_KEY, s.hashes[TEAM_ADMIN_KEY]):  # the raw key or its hash
+        rows = ok(get(gw, "/global/spend/report", api_key=key, **days))
+        assert [(r["api_key"], D(r["total_cost"])) for r in rows] == [
+            (s.hashes[TEAM_ADMIN_KEY], Decimal("0.120000007"))
+        ]
+    rows = ok(get(gw, "/global/spend/report", internal_user_id="bob", start_date=str(s.d0),
+                  end_date=str(s.today)))  # fmt: skip
+    assert [(r["api_key"], D(r["total_cost"])) for r in rows] == [
+        (s.hashes[INTERNAL_KEY], Decimal("5.3"))
+    ]
+    assert [(m["model"], m["total_input_tokens"]) for m in rows[0]["model_details"]] == [
+        ("gpt-4o", 301)
+    ]
+
+
 @pytest.mark.parametrize(
     ("params", "field"),
     [

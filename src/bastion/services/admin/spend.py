@@ -170,12 +170,24 @@ def _as_date(value: Any) -> date:
 
 
 async def spend_report(
-    store: Store, group_by: str, start: date, end: date, *, team_id: str | None = None
+    store: Store,
+    group_by: str,
+    start: date,
+    end: date,
+    *,
+    team_id: str | None = None,
+    api_key: str | None = None,
+    internal_user_id: str | None = None,
 ) -> list[dict[str, Any]]:
     """``/global/spend/report``: per day and team (or customer), each with the spend per
-    model and key; or per key with the spend per model."""
+    model and key; or per key with the spend per model (also what LiteLLM answers for
+    one ``api_key`` or ``internal_user_id``, whatever ``group_by`` says)."""
     if end < start:
         raise InvalidRequestError("end_date is before start_date", param="end_date")
+    if api_key is not None:
+        return await _report_by_key(store, start, end, api_key=key_hash(api_key))
+    if internal_user_id is not None:
+        return await _report_by_key(store, start, end, user_id=internal_user_id)
     if group_by == "api_key":
         return await _report_by_key(store, start, end)
     column = SpendLog.team_id if group_by == "team" else SpendLog.end_user
@@ -231,14 +243,56 @@ async def spend_report(
     return out
 
 
-async def _report_by_key(store: Store, start: date, end: date) -> list[dict[str, Any]]:
+async def _key_model_rows(
+    store: Store, start: date, end: date, api_key: str | None, user_id: str | None
+) -> list[tuple[str, str, Decimal, int, int]]:
+    """(key, model, spend, prompt tokens, completion tokens): from the daily aggregates,
+    or grouped from the ledger when only one user's requests count."""
+    if user_id is None:
+        return [
+            (r.entity_id, r.model, r.totals.spend, r.totals.prompt_tokens,
+             r.totals.completion_tokens)
+            for r in await store.spend.breakdown("key", start, end, entity_id=api_key)
+        ]  # fmt: skip
+    query = (
+        sa.select(
+            SpendLog.api_key,
+            SpendLog.model,
+            sa.func.sum(SpendLog.spend).label("spend"),
+            sa.func.sum(SpendLog.prompt_tokens).label("prompt_tokens"),
+            sa.func.sum(SpendLog.completion_tokens).label("completion_tokens"),
+        )
+        .where(
+            SpendLog.user == user_id,
+            SpendLog.start_time >= day_start(start),
+            SpendLog.start_time < day_start(end) + timedelta(days=1),
+        )
+        .group_by(SpendLog.api_key, SpendLog.model)
+    )
+    return [
+        (r.api_key or "", r.model or "", r.spend or Decimal(0), int(r.prompt_tokens or 0),
+         int(r.completion_tokens or 0))
+        for r in await store.session.execute(query)
+    ]  # fmt: skip
+
+
+async def _report_by_key(
+    store: Store,
+    start: date,
+    end: date,
+    *,
+    api_key: str | None = None,
+    user_id: str | None = None,
+) -> list[dict[str, Any]]:
     per_key: dict[str, dict[str, Any]] = {}
-    for row in await store.spend.breakdown("key", start, end):
-        entry = per_key.setdefault(row.entity_id, {})
-        model = entry.setdefault(row.model, [Decimal(0), 0, 0])
-        model[0] += row.totals.spend
-        model[1] += row.totals.prompt_tokens
-        model[2] += row.totals.completion_tokens
+    for key, model_name, spend, prompt, completion in await _key_model_rows(
+        store, start, end, api_key, user_id
+    ):
+        entry = per_key.setdefault(key, {})
+        model = entry.setdefault(model_name, [Decimal(0), 0, 0])
+        model[0] += spend
+        model[1] += prompt
+        model[2] += completion
     out = []
     for api_key, models in per_key.items():
         out.append(

@@ -97,7 +97,15 @@ async def spend_report(request: Request) -> Response:
             f"group_by must be one of {', '.join(GROUPS)}, got {group_by!r}", param="group_by"
         )
     async with context_of(request).database.transaction() as store:
-        rows = await service.spend_report(store, group_by, start, end, team_id=query.get("team_id"))
+        rows = await service.spend_report(
+            store,
+            group_by,
+            start,
+            end,
+            team_id=query.get("team_id"),
+            api_key=query.get("api_key"),
+            internal_user_id=query.get("internal_user_id"),
+        )
     return json_response(rows)
 
 
