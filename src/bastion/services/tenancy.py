@@ -10,6 +10,7 @@ from pathlib import Path
 
 from bastion.policy.auth_cache import AuthCache
 from bastion.policy.ledger import SpendLedger
+from bastion.services.spend_process import SpendProcess
 from bastion.services.spend_writer import DEFAULT_INTERVAL_S, SpendWriter
 from bastion.storage.crypto import Cipher
 from bastion.storage.database import Database
@@ -42,6 +43,7 @@ class Tenancy:
     keys: AuthCache
     ledger: SpendLedger
     writer: SpendWriter
+    spend_process: SpendProcess | None = None
     _reset_task: asyncio.Task[None] | None = None
 
     @classmethod
@@ -59,11 +61,18 @@ class Tenancy:
         async def load(now: datetime) -> AuthSnapshot:
             return await load_auth_snapshot(database.engine, now)
 
+        spend_process = SpendProcess(target)
         writer = SpendWriter(
-            database.apply_spend_batch, ledger, interval=batch_interval, spill_path=spill_path
+            spend_process.apply, ledger, interval=batch_interval, spill_path=spill_path
         )
         keys = AuthCache(load, on_loaded=ledger.snapshot_loaded)
-        return cls(database=database, keys=keys, ledger=ledger, writer=writer)
+        return cls(
+            database=database,
+            keys=keys,
+            ledger=ledger,
+            writer=writer,
+            spend_process=spend_process,
+        )
 
     async def start(self) -> None:
         try:
@@ -81,6 +90,8 @@ class Tenancy:
             await asyncio.gather(self._reset_task, return_exceptions=True)
         await self.keys.stop()
         await self.writer.stop()
+        if self.spend_process is not None:
+            await self.spend_process.close()
         await self.database.dispose()
 
     async def _reset_budgets(self) -> None:
