@@ -17,9 +17,7 @@ from bastion.core.deployment import Deployment
 from bastion.core.dialect import Dialect
 from bastion.core.errors import NotFoundError
 from bastion.dialects.anthropic_bridge import AnthropicBridge
-from bastion.interfaces.http.admin.app import build_admin_app
-from bastion.interfaces.http.admin.context import AdminContext
-from bastion.interfaces.http.app import BastionApp
+from bastion.interfaces.http.app import BastionApp, Handler, LazyApp
 from bastion.interfaces.http.count_tokens import CountTokensEndpoint
 from bastion.interfaces.http.info import InfoEndpoints
 from bastion.interfaces.http.llm import LLMEndpoints
@@ -207,15 +205,23 @@ def create_app(loaded: LoadedConfig) -> BastionApp:
     info = InfoEndpoints(runtime.table, runtime.auth, runtime.health, runtime.tenancy)
     counter = TokenCountService(runtime.router)
     tokens = CountTokensEndpoint(counter, runtime.auth, int(max_mb * 1_048_576))
-    admin = build_admin_app(
-        AdminContext(
-            config=runtime.loaded.config,
-            database=runtime.tenancy.database,
-            auth=runtime.auth,
-            refresh_keys=runtime.tenancy.keys.refresh,
-            clock=lambda: datetime.now(UTC),
+
+    def build_control_plane() -> Handler:
+        # Imported on the first management call: the data plane starts without it.
+        from bastion.interfaces.http.admin.app import build_admin_app
+        from bastion.interfaces.http.admin.context import AdminContext
+
+        return build_admin_app(
+            AdminContext(
+                config=runtime.loaded.config,
+                database=runtime.tenancy.database,
+                auth=runtime.auth,
+                refresh_keys=runtime.tenancy.keys.refresh,
+                clock=lambda: datetime.now(UTC),
+            )
         )
-    )
+
+    admin = LazyApp(build_control_plane)
     return BastionApp(llm, info, runtime, count_tokens=tokens.handle, control_plane=admin)
 
 

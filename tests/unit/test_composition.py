@@ -61,3 +61,10 @@ def test_router_settings_read_from_litellm_settings_when_absent_from_router_sett
     assert runtime.router.cooldowns.cooldown_time == 9  # router_settings wins
     assert runtime.table.lookup("nice") == runtime.table.lookup("a")
     assert runtime.router.fallback_chain("a") == ["b"]
+
+
+def test_the_startup_migration_shortcut_knows_the_newest_revision() -> None:
+    from bastion.services.tenancy import LATEST_REVISION
+    from bastion.storage.migrator import head_revision
+
+    assert head_revision() == LATEST_REVISION

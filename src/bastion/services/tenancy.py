@@ -13,7 +13,7 @@ from bastion.policy.ledger import SpendLedger
 from bastion.services.spend_process import SpendProcess
 from bastion.services.spend_writer import DEFAULT_INTERVAL_S, SpendWriter
 from bastion.storage.crypto import Cipher
-from bastion.storage.database import Database
+from bastion.storage.database import Database, create_engine
 from bastion.storage.snapshot import AuthSnapshot, load_auth_snapshot
 from bastion.storage.urls import DatabaseTarget, normalize_database_url, resolve_database_url
 
@@ -27,11 +27,31 @@ def database_target(configured_url: str | None) -> DatabaseTarget:
     return normalize_database_url(resolve_database_url(configured_url))
 
 
+# The newest migration in storage/migrations/versions (a unit test keeps them in step):
+# a database already there is not handed to Alembic, which saves startup time.
+LATEST_REVISION = "0001"
+
+
 async def migrate_database(target: DatabaseTarget) -> str:
     """Bring the schema to the newest revision (run once, before workers start)."""
+    if await _current_revision(target) == LATEST_REVISION:
+        return LATEST_REVISION
     from bastion.storage.migrator import migrate  # Alembic: only when migrating
 
     return await migrate(target)
+
+
+async def _current_revision(target: DatabaseTarget) -> str | None:
+    engine = create_engine(target)
+    try:
+        async with engine.connect() as conn:
+            result = await conn.exec_driver_sql("SELECT version_num FROM alembic_version")
+            row = result.first()
+            return str(row[0]) if row else None
+    except Exception:  # no table yet, or no database: let Alembic do (and report) it
+        return None
+    finally:
+        await engine.dispose()
 
 
 BUDGET_RESET_INTERVAL_S = 60.0

@@ -7,37 +7,47 @@ gateway loads :func:`load_auth_snapshot` into memory and writes spend with
 :func:`apply_spend_batch` from a background task.
 """
 
+import importlib
 from typing import Any
 
-from bastion.storage.budget_reset import ResetResult, reset_budgets
-from bastion.storage.crypto import Cipher, decrypt_value, encrypt_value
-from bastion.storage.database import Database, create_engine
-from bastion.storage.errors import (
-    DecryptionError,
-    DuplicateError,
-    InUseError,
-    MissingReferenceError,
-    NotFoundError,
-    StorageError,
-)
-from bastion.storage.repositories import Page, Store, hash_key, key_display_name
-from bastion.storage.snapshot import AuthSnapshot, load_auth_snapshot
-from bastion.storage.spend import (
-    SpendBatchResult,
-    SpendRecord,
-    apply_spend_batch,
-    delete_spend_logs_older_than,
-)
-from bastion.storage.urls import normalize_database_url, resolve_database_url
+# Every public name and the module it lives in. Imported on first use (PEP 562), so
+# the request path, which needs only the snapshot and spend modules, does not pay
+# for the repositories, the budget-reset job or Alembic at startup.
+_EXPORTS = {
+    "ResetResult": "budget_reset",
+    "reset_budgets": "budget_reset",
+    "Cipher": "crypto",
+    "decrypt_value": "crypto",
+    "encrypt_value": "crypto",
+    "Database": "database",
+    "create_engine": "database",
+    "DecryptionError": "errors",
+    "DuplicateError": "errors",
+    "InUseError": "errors",
+    "MissingReferenceError": "errors",
+    "NotFoundError": "errors",
+    "StorageError": "errors",
+    "Page": "repositories",
+    "Store": "repositories",
+    "hash_key": "repositories",
+    "key_display_name": "repositories",
+    "AuthSnapshot": "snapshot",
+    "load_auth_snapshot": "snapshot",
+    "SpendBatchResult": "spend",
+    "SpendRecord": "spend",
+    "apply_spend_batch": "spend",
+    "delete_spend_logs_older_than": "spend",
+    "normalize_database_url": "urls",
+    "resolve_database_url": "urls",
+    "migrate": "migrator",
+}
 
 
 def __getattr__(name: str) -> Any:
-    # Alembic is imported only when migrating (the CLI, once), not by every worker.
-    if name == "migrate":
-        from bastion.storage.migrator import migrate
-
-        return migrate
-    raise AttributeError(name)
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(name)
+    return getattr(importlib.import_module(f"bastion.storage.{module}"), name)
 
 
 __all__ = [

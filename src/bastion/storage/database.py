@@ -20,16 +20,18 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, tzinfo
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
 
-from bastion.storage.budget_reset import ResetResult, reset_budgets
 from bastion.storage.crypto import Cipher
-from bastion.storage.repositories import Store
+
+if TYPE_CHECKING:
+    from bastion.storage.budget_reset import ResetResult
+    from bastion.storage.repositories import Store
 from bastion.storage.snapshot import AuthSnapshot, load_auth_snapshot
 from bastion.storage.spend import (
     SpendBatchResult,
@@ -118,6 +120,8 @@ class Database:
     async def transaction(self) -> AsyncIterator[Store]:
         """Repositories sharing one transaction: committed on exit, rolled back on error."""
         async with self._sessions() as session, session.begin():
+            from bastion.storage.repositories import Store  # the control plane's, not startup's
+
             yield Store(session, cipher=self.cipher, clock=self.clock, budget_tz=self.budget_tz)
 
     @asynccontextmanager
@@ -130,6 +134,8 @@ class Database:
 
     async def reset_budgets(self) -> ResetResult:
         """Reset every budget due at the clock's now, in the configured timezone."""
+        from bastion.storage.budget_reset import reset_budgets
+
         return await reset_budgets(self.engine, self.clock(), self.budget_tz)
 
     async def load_auth_snapshot(self) -> AuthSnapshot:

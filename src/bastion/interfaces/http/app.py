@@ -33,6 +33,19 @@ _AZURE_OPERATIONS = {
 }
 
 
+class LazyApp:
+    """An ASGI app built on its first request (the control plane: not needed to start)."""
+
+    def __init__(self, build: Callable[[], Handler]) -> None:
+        self._build = build
+        self._app: Handler | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self._app is None:
+            self._app = self._build()
+        await self._app(scope, receive, send)
+
+
 class LifespanHooks(Protocol):
     async def start(self) -> None: ...
 
