@@ -51,3 +51,17 @@ def test_daily_summary_sums_per_day_key_user_and_model_and_pads() -> None:
     assert out[1]["spend"] == 1 and out[1]["users"] == {"": 1}
     assert out[2] == {"startTime": "2024-01-03", "spend": 0, "users": {}, "models": {}}
     assert daily_summary([], date(2024, 1, 1), date(2024, 1, 3)) == []
+
+
+def test_lists_read_every_page() -> None:
+    import asyncio
+
+    from bastion.interfaces.http.admin.routes_customers import _all
+    from bastion.storage.repositories import Page
+
+    class Rows:
+        async def list(self, *, page: int = 1, size: int = 50) -> Page[int]:
+            items = list(range(2500))[(page - 1) * size : page * size]
+            return Page(items=items, total=2500, page=page, size=size)
+
+    assert asyncio.run(_all(Rows())) == list(range(2500))  # type: ignore[arg-type]

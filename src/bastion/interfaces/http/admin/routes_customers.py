@@ -6,7 +6,7 @@ proxy_admin changes them; proxy_admin and proxy_admin_viewer read them.
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
@@ -17,9 +17,12 @@ from bastion.core.errors import InvalidRequestError
 from bastion.interfaces.http.admin.common import actor_of, context_of, json_response, parse_body
 from bastion.policy.rbac import require_admin, require_read_all
 from bastion.services.admin import budgets as service
+from bastion.storage.models import Base
 from bastion.storage.repositories import Store
+from bastion.storage.repositories.base import MAX_PAGE_SIZE, CrudRepository
 
 ID = Field(min_length=1, max_length=255)
+M = TypeVar("M", bound=Base)
 
 
 class BudgetFields(BaseModel):
@@ -69,6 +72,15 @@ class CustomerBody(BudgetFields):
 
 class UserIds(BaseModel):
     user_ids: list[str] = Field(min_length=1)
+
+
+async def _all(repository: CrudRepository[M]) -> list[M]:
+    """Every row, a page at a time (LiteLLM's lists are not paginated)."""
+    page = await repository.list(size=MAX_PAGE_SIZE)
+    rows = list(page.items)
+    for number in range(2, page.pages + 1):
+        rows += (await repository.list(page=number, size=MAX_PAGE_SIZE)).items
+    return rows
 
 
 async def _customer(store: Store, end_user: Any) -> dict[str, Any]:
@@ -138,15 +150,15 @@ async def customer_list(request: Request) -> Response:
     actor = await actor_of(request)
     require_read_all(actor, "customers")
     async with context_of(request).database.transaction() as store:
-        page = await store.end_users.list(size=1000)
+        end_users = await _all(store.end_users)
         budgets = {
             b.budget_id: b
             for b in await store.budgets.get_many(
-                [e.budget_id for e in page.items if e.budget_id is not None]
+                list({e.budget_id for e in end_users if e.budget_id is not None})
             )
         }
     return json_response(
-        [service.customer_dict(e, budgets.get(e.budget_id or "")) for e in page.items]
+        [service.customer_dict(e, budgets.get(e.budget_id or "")) for e in end_users]
     )
 
 
@@ -235,8 +247,8 @@ async def budget_list(request: Request) -> Response:
     actor = await actor_of(request)
     require_read_all(actor, "budgets")
     async with context_of(request).database.transaction() as store:
-        page = await store.budgets.list(size=1000)
-    return json_response([service.budget_dict(b) for b in page.items])
+        budgets = await _all(store.budgets)
+    return json_response([service.budget_dict(b) for b in budgets])
 
 
 def routes() -> list[BaseRoute]:
