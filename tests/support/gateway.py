@@ -43,6 +43,9 @@ class GatewayProcess:
             self.config_path.write_text(text)
         self.log_path = Path(self._dir.name) / "gateway.log"
         self._env = {k: v for k, v in os.environ.items() if k != "LITELLM_MASTER_KEY"}
+        # Each gateway gets its own database and spill file unless the test names them.
+        self._env["BASTION_DB_PATH"] = str(Path(self._dir.name) / "bastion.db")
+        self._env["BASTION_SPEND_SPILL_PATH"] = str(Path(self._dir.name) / "spend-spill.jsonl")
         self._env.update(env or {})
         self._args = args or []
         self._startup_timeout = startup_timeout
