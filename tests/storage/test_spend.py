@@ -278,3 +278,21 @@ async def test_auth_snapshot(db: Database, clock: FakeClock) -> None:
     assert snap.end_users["cust"].budget_id == "b"
     assert snap.budgets["b"].budget.rpm_limit == 9
     assert snap.end_users["cust-1"].spend == Decimal("0.5")  # created on first spend
+
+
+async def test_without_spend_logs_the_entities_and_daily_totals_still_add_up(db: Database) -> None:
+    await _tenancy(db)
+    batch = [record(i, "0.25") for i in range(4)]
+    result = await apply_spend_batch(db.engine, batch, write_logs=False)
+    assert result.applied == 4
+    spends = await _spends(db)
+    assert spends["key_a"] == spends["team"] == spends["end_user"] == Decimal("1.00")
+    async with db.engine.connect() as conn:
+        logs = (await conn.exec_driver_sql("SELECT count(*) FROM spend_logs")).scalar()
+        daily = (
+            await conn.exec_driver_sql(
+                "SELECT sum(requests) FROM daily_spend WHERE entity_type = 'key'"
+            )
+        ).scalar()
+    assert logs == 0
+    assert daily == 4

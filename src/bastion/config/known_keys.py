@@ -294,7 +294,7 @@ NOT_YET_ACTED_ON: dict[str, frozenset[str]] = {
             "budget_duration",
         }
     ),
-    "general_settings": frozenset({"disable_spend_logs"}),
+    "general_settings": frozenset(),
 }
 
 # Known general_settings that Bastion acts on although they have no model field.

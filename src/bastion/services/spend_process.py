@@ -27,8 +27,9 @@ REPLY_TIMEOUT_S = 120.0
 
 
 class SpendProcess:
-    def __init__(self, target: DatabaseTarget) -> None:
+    def __init__(self, target: DatabaseTarget, *, write_logs: bool = True) -> None:
         self._target = target
+        self._write_logs = write_logs
         self._process: Any = None
         self._conn: Connection | None = None
         self._lock = asyncio.Lock()
@@ -66,7 +67,7 @@ class SpendProcess:
             parent, child = context.Pipe()
             self._process = context.Process(
                 target=_writer_main,
-                args=(self._target, child),
+                args=(self._target, child, self._write_logs),
                 name="bastion-spend-writer",
                 daemon=True,
             )
@@ -84,11 +85,11 @@ class SpendProcess:
         self._conn = None
 
 
-def _writer_main(target: DatabaseTarget, conn: Connection) -> None:
-    asyncio.run(_serve(target, conn))
+def _writer_main(target: DatabaseTarget, conn: Connection, write_logs: bool) -> None:
+    asyncio.run(_serve(target, conn, write_logs))
 
 
-async def _serve(target: DatabaseTarget, conn: Connection) -> None:
+async def _serve(target: DatabaseTarget, conn: Connection, write_logs: bool) -> None:
     from bastion.services.spend_writer import record_from_row
     from bastion.storage.database import Database
 
@@ -103,7 +104,7 @@ async def _serve(target: DatabaseTarget, conn: Connection) -> None:
                 return
             try:
                 records = [record_from_row(row) for row in orjson.loads(payload)]
-                result = await database.apply_spend_batch(records)
+                result = await database.apply_spend_batch(records, write_logs=write_logs)
                 conn.send_bytes(orjson.dumps({"applied": result.applied}))
             except Exception as exc:
                 conn.send_bytes(orjson.dumps({"error": f"{type(exc).__name__}: {exc}"}))

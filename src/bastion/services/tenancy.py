@@ -74,6 +74,7 @@ class Tenancy:
         *,
         batch_interval: float = DEFAULT_INTERVAL_S,
         spill_path: Path | None = None,
+        spend_logs: bool = True,
     ) -> Tenancy:
         database = Database.connect(target, cipher=Cipher.from_environment(master_key))
         ledger = SpendLedger()
@@ -81,7 +82,7 @@ class Tenancy:
         async def load(now: datetime) -> AuthSnapshot:
             return await load_auth_snapshot(database.engine, now)
 
-        spend_process = SpendProcess(target)
+        spend_process = SpendProcess(target, write_logs=spend_logs)
         writer = SpendWriter(
             spend_process.apply, ledger, interval=batch_interval, spill_path=spill_path
         )

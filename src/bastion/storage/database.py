@@ -129,8 +129,10 @@ class Database:
         async with self._sessions() as session:
             yield session
 
-    async def apply_spend_batch(self, batch: Iterable[SpendRecord]) -> SpendBatchResult:
-        return await apply_spend_batch(self.engine, batch)
+    async def apply_spend_batch(
+        self, batch: Iterable[SpendRecord], *, write_logs: bool = True
+    ) -> SpendBatchResult:
+        return await apply_spend_batch(self.engine, batch, write_logs=write_logs)
 
     async def reset_budgets(self) -> ResetResult:
         """Reset every budget due at the clock's now, in the configured timezone."""

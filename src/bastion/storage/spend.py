@@ -157,9 +157,19 @@ class _Daily:
 
 
 async def apply_spend_batch(
-    engine: AsyncEngine, batch: Iterable[SpendRecord], *, max_attempts: int = MAX_ATTEMPTS
+    engine: AsyncEngine,
+    batch: Iterable[SpendRecord],
+    *,
+    max_attempts: int = MAX_ATTEMPTS,
+    write_logs: bool = True,
 ) -> SpendBatchResult:
-    """Write ``batch`` in one transaction; records already written are skipped."""
+    """Write ``batch`` in one transaction; records already written are skipped.
+
+    With ``write_logs=False`` (``general_settings.disable_spend_logs``) no request-log
+    row is written: spend still reaches the entities and the daily totals, but a
+    retried batch is no longer recognised, so the caller must not retry one that may
+    have committed.
+    """
     unique: dict[str, SpendRecord] = {}
     for record in batch:
         unique.setdefault(record.request_id, record)
@@ -169,7 +179,7 @@ async def apply_spend_batch(
     for attempt in range(1, max_attempts + 1):
         try:
             async with engine.begin() as conn:
-                return await _apply(conn, records)
+                return await _apply(conn, records, write_logs)
         except DBAPIError as exc:
             if attempt == max_attempts or not _retryable(exc):
                 raise
@@ -178,9 +188,14 @@ async def apply_spend_batch(
     raise AssertionError("unreachable")
 
 
-async def _apply(conn: AsyncConnection, records: list[SpendRecord]) -> SpendBatchResult:
+async def _apply(
+    conn: AsyncConnection, records: list[SpendRecord], write_logs: bool = True
+) -> SpendBatchResult:
     dialect = conn.dialect.name
-    inserted = await _insert_logs(conn, dialect, records)
+    if write_logs:
+        inserted = await _insert_logs(conn, dialect, records)
+    else:
+        inserted = {r.request_id for r in records}
     new = [r for r in records if r.request_id in inserted]
     if new:
         await _increment_entities(conn, dialect, new)
