@@ -8,8 +8,10 @@ URLs: ``{endpoint}/model/{model id}/converse`` (``converse-stream``, ``invoke``,
 The region is ``aws_region_name``, else the region inside an ARN model id, else
 ``AWS_REGION_NAME`` / ``AWS_REGION`` / ``AWS_DEFAULT_REGION``, else the profile's, else
 us-west-2 (LiteLLM's default). Model ids may carry LiteLLM's route prefixes
-(``converse/``, ``invoke/``): both are called through Converse here; ``model_id`` in
-litellm_params overrides the id in the URL (provisioned throughput ARNs).
+(``converse/``, ``invoke/``): OpenAI-dialect calls of a Claude model written with
+``invoke/`` go to InvokeModel with the Anthropic body (``bedrock_invoke_openai``), every
+other OpenAI-dialect call to Converse; ``model_id`` in litellm_params overrides the id
+in the URL (provisioned throughput ARNs).
 
 Requests are signed with SigV4 (``bedrock_sigv4``) using credentials from botocore's
 chain (``bedrock_auth``); ``api_key`` (or ``AWS_BEARER_TOKEN_BEDROCK``) selects
@@ -43,6 +45,7 @@ from bastion.dialects.anthropic_bedrock import invoke_body
 from bastion.dialects.anthropic_tokens import estimate_input_tokens
 from bastion.dialects.bedrock_to_openai import ConverseStreamState, chat_completion
 from bastion.dialects.openai_params import GATEWAY_FIELDS
+from bastion.dialects.openai_to_anthropic import AnthropicRequest
 from bastion.dialects.openai_to_bedrock import ConverseTarget, converse_request
 from bastion.providers.base import ProviderCall, ProviderResponse, ProviderStream
 from bastion.providers.bedrock_auth import (
@@ -52,6 +55,7 @@ from bastion.providers.bedrock_auth import (
     CredentialsUnavailable,
 )
 from bastion.providers.bedrock_errors import bedrock_error
+from bastion.providers.bedrock_invoke_openai import invoke_request, openai_answer, openai_stream
 from bastion.providers.bedrock_sigv4 import SigV4Signer
 from bastion.providers.bedrock_stream import (
     BedrockEventStream,
@@ -92,6 +96,7 @@ class _Target:
 
     model_id: str
     claude: bool
+    invoke: bool  # a Claude model written with LiteLLM's ``invoke/`` route: InvokeModel
     credentials: AwsCredentials | None
     secrets: tuple[str | None, ...]
     routes: dict[str, _Route]
@@ -134,6 +139,12 @@ class BedrockProvider:
             payload = self._invoke_payload(deployment, target, call)
             status, body, content_type = await self._post(deployment, target, INVOKE, payload, call)
             return ProviderResponse(status, body, content_type)
+        if target.invoke:
+            request = self._openai_invoke(deployment, target, call)
+            _, body, _ = await self._post(
+                deployment, target, INVOKE, orjson.dumps(request.body), call
+            )
+            return ProviderResponse(200, openai_answer(body, request))
         payload = orjson.dumps(
             converse_request(_fields(deployment, call), _label(deployment, call, target))
         )
@@ -150,8 +161,14 @@ class BedrockProvider:
     async def open_stream(self, deployment: Deployment, call: ProviderCall) -> ProviderStream:
         target = self._target(deployment)
         translator: EventTranslator
+        request: AnthropicRequest | None = None  # set for an OpenAI client on InvokeModel
         if call.dialect is Dialect.ANTHROPIC:
             payload = self._invoke_payload(deployment, target, call)
+            operation = INVOKE_STREAM
+            translator = InvokeTranslator()
+        elif target.invoke:
+            request = self._openai_invoke(deployment, target, call)
+            payload = orjson.dumps(request.body)
             operation = INVOKE_STREAM
             translator = InvokeTranslator()
         else:
@@ -181,7 +198,10 @@ class BedrockProvider:
             secrets=target.secrets,
             errors=bedrock_error,
         )
-        return BedrockEventStream(upstream, translator, target.secrets)
+        stream = BedrockEventStream(upstream, translator, target.secrets)
+        if request is not None:
+            return openai_stream(stream, deployment, call, request)
+        return stream
 
     async def count_tokens(self, deployment: Deployment, call: ProviderCall) -> int:
         """Input tokens of an Anthropic body, counted by Bedrock's CountTokens for Claude.
@@ -251,6 +271,13 @@ class BedrockProvider:
         credentials = target.credentials.current() or await target.credentials.get()
         signed = route.signer.sign(credentials, payload)
         return {**route.headers, **signed}, route.head + encode_headers(signed)
+
+    @staticmethod
+    def _openai_invoke(
+        deployment: Deployment, target: _Target, call: ProviderCall
+    ) -> AnthropicRequest:
+        label = _label(deployment, call, target)
+        return invoke_request(deployment, call, label=label.label, drop_params=label.drop_params)
 
     def _invoke_payload(self, deployment: Deployment, target: _Target, call: ProviderCall) -> bytes:
         return orjson.dumps(self._invoke_body(deployment, target, call))
@@ -335,7 +362,8 @@ class BedrockProvider:
                 host = parse_endpoint(url).host_header.decode("latin-1")
                 signer = SigV4Signer(region, host, urlsplit(url).path, headers)
             routes[operation] = _Route(url, headers, encode_headers(headers), signer)
-        target = _Target(model_id, claude, credentials, (bearer, *spec.secrets), routes)
+        invoke = claude and deployment.upstream_model.startswith("invoke/")
+        target = _Target(model_id, claude, invoke, credentials, (bearer, *spec.secrets), routes)
         if len(self._targets) >= MAX_TARGETS:
             self._targets.clear()
         self._targets[(deployment.id, deployment.upstream_model)] = target
