@@ -243,3 +243,33 @@ async def test_a_stream_without_usage_reports_none_once() -> None:
     await relay(stream)
     await stream.aclose()
     assert seen == [None]
+
+
+def test_usage_is_requested_for_a_client_only_where_the_vendor_accepts_stream_options() -> None:
+    from bastion.app import build_runtime
+    from bastion.config.loader import load_config_mapping
+    from bastion.core.deployment import Operation
+
+    runtime = build_runtime(
+        load_config_mapping(
+            {
+                "model_list": [
+                    {"model_name": "oa", "litellm_params": {"model": "openai/x", "api_key": "k"}},
+                    {"model_name": "mi", "litellm_params": {"model": "mistral/x", "api_key": "k"}},
+                ]
+            }
+        )
+    )
+    master = Principal(PrincipalKind.MASTER)
+    for model, injected in (("oa", True), ("mi", False)):
+        body: dict[str, Any] = {"model": model, "messages": [], "stream": True}
+        _, strip = runtime.policy.before(
+            master,
+            body,
+            operation=Operation.CHAT,
+            dialect=Dialect.OPENAI,
+            stream=True,
+            request_id="r",
+        )
+        assert strip is injected
+        assert ("stream_options" in body) is injected

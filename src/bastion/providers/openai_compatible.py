@@ -12,7 +12,7 @@ from bastion.dialects.multipart import Form, encode_multipart
 from bastion.dialects.openai_params import GATEWAY_FIELDS, upstream_body
 from bastion.providers.base import ProviderCall, ProviderResponse, ProviderStream
 from bastion.providers.http import UpstreamHTTP, encode_headers, open_sse, post_json
-from bastion.providers.vendors import Vendor
+from bastion.providers.vendors import NO_STREAM_OPTIONS, Vendor
 
 OPERATION_PATHS: dict[Operation, str] = {
     Operation.CHAT: "/chat/completions",
@@ -33,6 +33,7 @@ class OpenAICompatibleProvider:
         self.vendor = vendor
         self.name = vendor.name
         self.dialects = frozenset({Dialect.OPENAI})
+        self.accepts_stream_options = vendor.name not in NO_STREAM_OPTIONS
         self._http = http
 
     def configure(self, deployment: Deployment) -> None:

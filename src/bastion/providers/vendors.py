@@ -197,3 +197,20 @@ VENDORS: tuple[Vendor, ...] = (
 )
 
 VENDORS_BY_NAME: dict[str, Vendor] = {v.name: v for v in VENDORS}
+
+# Vendors not known to accept OpenAI's ``stream_options`` (several send usage in the
+# last chunk anyway). The gateway asks for a usage chunk on a client's behalf only
+# from the others, so a client's stream never fails over a field it did not send.
+NO_STREAM_OPTIONS = frozenset(
+    {
+        "mistral",
+        "perplexity",
+        "ollama",
+        "ollama_chat",
+        "lm_studio",
+        "llamafile",
+        "github",
+        "nebius",
+        "hyperbolic",
+    }
+)

@@ -62,7 +62,8 @@ class TenantPolicy:
         strip_usage = False
         if stream and dialect is Dialect.OPENAI and operation in _USAGE_STREAMS:
             options = body.get("stream_options")
-            if not (isinstance(options, dict) and options.get("include_usage")):
+            asked = isinstance(options, dict) and options.get("include_usage")
+            if not asked and self._stream_options_ok(model):
                 body["stream_options"] = {**(options or {}), "include_usage": True}
                 strip_usage = True
         tags = body.get("tags") or (body.get("metadata") or {}).get("tags") or ()
@@ -100,6 +101,14 @@ class TenantPolicy:
 
         outcome.stream = MeteredStream(
             outcome.stream, context.dialect, on_end, strip_usage_chunk=strip_usage
+        )
+
+    def _stream_options_ok(self, model: str) -> bool:
+        """Whether every deployment of the group accepts ``stream_options`` (providers
+        that translate the body, or vendors known to, say so by default)."""
+        return all(
+            getattr(d.provider, "accepts_stream_options", True)
+            for d in self.table.lookup(model) or ()
         )
 
     def _access_groups(self, model: str) -> Iterable[str]:
