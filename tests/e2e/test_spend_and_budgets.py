@@ -81,7 +81,6 @@ def test_costs_are_reported_recorded_and_budgets_stop_spending(gateway: GatewayP
     )
     assert all(chunk.usage is None for chunk in chunks)  # the injected usage chunk is removed
 
-    spent = Decimal(0)
     for _ in range(50):
         try:
             client.chat.completions.create(
@@ -95,6 +94,7 @@ def test_costs_are_reported_recorded_and_budgets_stop_spending(gateway: GatewayP
 
     deadline = time.monotonic() + 5
     rows: list[dict[str, object]] = []
+    spent = Decimal(0)
     while time.monotonic() < deadline:
         response = httpx.get(
             f"{gateway.url}/spend/logs",
@@ -103,10 +103,10 @@ def test_costs_are_reported_recorded_and_budgets_stop_spending(gateway: GatewayP
         )
         assert response.status_code == 200, response.text
         rows = response.json()
-        if len(rows) >= 3:
-            break
+        spent = sum((Decimal(str(r["spend"])) for r in rows), Decimal(0))
+        if len(rows) >= 3 and spent >= Decimal("0.2"):
+            break  # every batch up to the refusal has been written
         time.sleep(0.1)
-    spent = sum((Decimal(str(r["spend"])) for r in rows), Decimal(0))
     assert len(rows) >= 3
     assert spent >= Decimal("0.2")
     streamed = [r for r in rows if Decimal(str(r["spend"])) > 0]
