@@ -273,3 +273,22 @@ def test_usage_is_requested_for_a_client_only_where_the_vendor_accepts_stream_op
         )
         assert strip is injected
         assert ("stream_options" in body) is injected
+
+
+def test_usage_is_cut_from_a_large_answer_and_the_whole_is_parsed_when_in_doubt() -> None:
+    from bastion.services.metering import usage_object
+
+    usage = {
+        "prompt_tokens": 7,
+        "completion_tokens": 2,
+        "prompt_tokens_details": {"cached_tokens": 1},
+    }
+    big = {"data": [{"embedding": [0.1] * 2000}], "usage": usage}
+    assert usage_object(orjson.dumps(big)) == usage
+    # "usage" inside text near the end: the escaped quote sends it to a whole parse.
+    tricky = {"choices": [{"text": "x" * 5000 + ' the \\"usage\\": {} bit'}], "usage": usage}
+    assert usage_object(orjson.dumps(tricky)) == usage
+    reordered = {"usage": usage, "choices": [{"text": 'say "usage": {"a": 1}' + "y" * 5000}]}
+    assert usage_object(orjson.dumps(reordered)) == usage
+    assert usage_object(b"not json") is None
+    assert usage_object(orjson.dumps({"choices": []})) is None

@@ -23,6 +23,7 @@ from typing import Any
 import orjson
 
 from bastion.core.errors import InvalidRequestError
+from bastion.dialects.anthropic_validate import validate_model_and_messages
 
 CHARS_PER_TOKEN = 4
 MESSAGE_OVERHEAD = 3
@@ -32,22 +33,7 @@ TOOLS_OVERHEAD = 346
 
 def validate_count_tokens_request(body: dict[str, Any]) -> None:
     """Raises InvalidRequestError naming the field (``max_tokens`` is not needed here)."""
-    model = body.get("model")
-    if not isinstance(model, str) or not model:
-        raise InvalidRequestError("model: Field required", param="model")
-    if len(model) > 512 or not model.isprintable():
-        raise InvalidRequestError(
-            "model: must be printable text of at most 512 characters", param="model"
-        )
-    messages = body.get("messages")
-    if not isinstance(messages, list):
-        raise InvalidRequestError("messages: Field required (a list)", param="messages")
-    for index, message in enumerate(messages):
-        if not isinstance(message, dict) or not isinstance(message.get("role"), str):
-            raise InvalidRequestError(
-                f"messages.{index}: each message needs a 'role' and 'content'",
-                param=f"messages.{index}",
-            )
+    validate_model_and_messages(body)
     tools = body.get("tools")
     if tools is not None and not isinstance(tools, list):
         raise InvalidRequestError("tools: must be a list of tool definitions", param="tools")

@@ -64,17 +64,19 @@ class Meter:
         self.writer = writer
 
     def usage_of_answer(self, context: CallContext, body: bytes) -> tuple[Usage, int]:
-        """Usage and image count of a complete answer (JSON in the client's dialect)."""
-        try:
-            data: Any = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            return Usage(), 0
-        if not isinstance(data, dict):
-            return Usage(), 0
-        images = (
-            len(data.get("data") or []) if context.operation is (Operation.IMAGE_GENERATION) else 0
-        )
-        raw = data.get("usage")
+        """Usage and image count of a complete answer (JSON in the client's dialect).
+
+        Only the ``usage`` object is parsed when it can be cut out safely: an answer
+        can be megabytes (embeddings, long completions) and its usage is a few dozen
+        bytes at the end. Image answers are parsed whole to count their images.
+        """
+        if context.operation is Operation.IMAGE_GENERATION:
+            data = _loads(body)
+            images = len(data.get("data") or []) if isinstance(data, dict) else 0
+            raw = data.get("usage") if isinstance(data, dict) else None
+        else:
+            images = 0
+            raw = usage_object(body)
         if context.dialect is Dialect.ANTHROPIC:
             return usage_from_anthropic(raw), images
         return usage_from_openai(raw), images
@@ -134,4 +136,39 @@ class Meter:
         for charge in context.charges:
             if charge.entity[0] == "key":
                 return charge.spend + self.ledger.pending(charge.entity)
+        return None
+
+
+# Below this size parsing the whole answer (orjson, in C) is cheaper than cutting.
+WHOLE_PARSE_BELOW = 4096
+
+
+def usage_object(body: bytes) -> Any:
+    """The top-level ``usage`` value of a JSON answer, read from the last ``"usage":``
+    key (providers put it last); the whole answer is parsed when that is in doubt."""
+    at = body.rfind(b'"usage"') if len(body) > WHOLE_PARSE_BELOW else -1
+    if at > 0 and body[at - 1 : at] != b"\\":
+        start = body.find(b"{", at + 7)
+        gap = body[at + 7 : start].strip() if start != -1 else b""
+        if gap == b":":
+            depth = 0
+            for end in range(start, len(body)):
+                char = body[end]
+                if char == 0x7B:  # {
+                    depth += 1
+                elif char == 0x7D:  # }
+                    depth -= 1
+                    if depth == 0:
+                        value = _loads(body[start : end + 1])
+                        if isinstance(value, dict):
+                            return value
+                        break
+    data = _loads(body)
+    return data.get("usage") if isinstance(data, dict) else None
+
+
+def _loads(body: bytes) -> Any:
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
         return None

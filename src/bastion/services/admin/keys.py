@@ -10,7 +10,6 @@ audit log names keys by that display form, never by the hash.
 from __future__ import annotations
 
 import re
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -28,6 +27,7 @@ from bastion.policy.rbac import (
     deny,
     require_management,
 )
+from bastion.services.admin.key_material import new_key_material
 from bastion.services.admin.key_requests import (
     DeleteKeysRequest,
     GenerateKeyRequest,
@@ -45,8 +45,6 @@ from bastion.storage.repositories.base import attr_name
 from bastion.storage.repositories.keys import hash_key, key_display_name
 
 KEY_PREFIX = "sk-"
-#: 22 url-safe characters: 132 bits of randomness, LiteLLM's length
-KEY_RANDOM_BYTES = 16
 _HASH = re.compile(r"^[0-9a-f]{64}$")
 TABLE = "virtual_keys"
 #: ``changed_by`` for the master key (and open mode), which belong to no user
@@ -55,7 +53,7 @@ NEVER = "-1"
 
 
 def new_key() -> str:
-    return KEY_PREFIX + secrets.token_urlsafe(KEY_RANDOM_BYTES)
+    return new_key_material().key
 
 
 def token_of(key: str) -> str:
