@@ -169,6 +169,8 @@ def build_runtime(loaded: LoadedConfig) -> Runtime:
         batch_interval=float(general_extra.get("proxy_batch_write_at") or DEFAULT_INTERVAL_S),
         spill_path=Path(os.environ.get(SPEND_SPILL_ENV, DEFAULT_SPEND_SPILL)),
         spend_logs=not general.disable_spend_logs,
+        retention_period=general.maximum_spend_logs_retention_period,
+        retention_interval=general.maximum_spend_logs_retention_interval,
     )
     prices = PriceBook.from_config(config)
     for unpriced in prices.unpriced(deployments):

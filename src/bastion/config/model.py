@@ -9,7 +9,16 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveFloat,
+    ValidationInfo,
+    field_validator,
+)
+
+from bastion.policy.durations import parse_duration
 
 ModelMode = Literal[
     "chat",
@@ -141,6 +150,10 @@ class LiteLLMSettings(_Section):
     json_logs: bool = False
     # Bastion's: a local price file in LiteLLM's model_prices_and_context_window.json format.
     model_cost_map_path: str | None = None
+    # Never store message bodies (spend logs included), whatever else says so.
+    turn_off_message_logging: bool = False
+    # A stream's final usage object carries its cost (USD) as ``cost``.
+    include_cost_in_streaming_usage: bool = False
 
 
 class GeneralSettings(_Section):
@@ -151,6 +164,17 @@ class GeneralSettings(_Section):
     health_check_interval: PositiveFloat = 300
     health_check_timeout: PositiveFloat = 60
     disable_spend_logs: bool = False
+    store_prompts_in_spend_logs: bool = False
+    # How long spend_logs rows are kept ("7d", "24h"…) and how often old ones are deleted.
+    maximum_spend_logs_retention_period: str | None = None
+    maximum_spend_logs_retention_interval: str | None = None
+
+    @field_validator("maximum_spend_logs_retention_period", "maximum_spend_logs_retention_interval")
+    @classmethod
+    def _a_duration(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None:
+            parse_duration(value, field=str(info.field_name))  # a ValueError names the field
+        return value
 
 
 class ProxyConfig(_Section):

@@ -11,6 +11,7 @@ from pathlib import Path
 from bastion.policy.auth_cache import AuthCache
 from bastion.policy.ledger import SpendLedger
 from bastion.services.spend_process import SpendProcess
+from bastion.services.spend_retention import SpendLogRetention
 from bastion.services.spend_writer import DEFAULT_INTERVAL_S, SpendWriter
 from bastion.storage.crypto import Cipher
 from bastion.storage.database import Database, create_engine
@@ -29,7 +30,7 @@ def database_target(configured_url: str | None) -> DatabaseTarget:
 
 # The newest migration in storage/migrations/versions (a unit test keeps them in step):
 # a database already there is not handed to Alembic, which saves startup time.
-LATEST_REVISION = "0001"
+LATEST_REVISION = "0002"
 
 
 async def migrate_database(target: DatabaseTarget) -> str:
@@ -64,6 +65,7 @@ class Tenancy:
     ledger: SpendLedger
     writer: SpendWriter
     spend_process: SpendProcess | None = None
+    retention: SpendLogRetention | None = None
     _reset_task: asyncio.Task[None] | None = None
 
     @classmethod
@@ -75,6 +77,8 @@ class Tenancy:
         batch_interval: float = DEFAULT_INTERVAL_S,
         spill_path: Path | None = None,
         spend_logs: bool = True,
+        retention_period: str | None = None,
+        retention_interval: str | None = None,
     ) -> Tenancy:
         database = Database.connect(target, cipher=Cipher.from_environment(master_key))
         ledger = SpendLedger()
@@ -93,6 +97,11 @@ class Tenancy:
             ledger=ledger,
             writer=writer,
             spend_process=spend_process,
+            retention=(
+                SpendLogRetention(database.engine, retention_period, retention_interval)
+                if retention_period
+                else None
+            ),
         )
 
     async def start(self) -> None:
@@ -104,11 +113,15 @@ class Tenancy:
             self.keys.start_polling()
         await self.writer.start()
         self._reset_task = asyncio.create_task(self._reset_budgets())
+        if self.retention is not None:
+            self.retention.start()
 
     async def stop(self) -> None:
         if self._reset_task is not None:
             self._reset_task.cancel()
             await asyncio.gather(self._reset_task, return_exceptions=True)
+        if self.retention is not None:
+            await self.retention.stop()
         await self.keys.stop()
         await self.writer.stop()
         if self.spend_process is not None:

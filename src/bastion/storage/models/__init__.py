@@ -2,6 +2,7 @@
 
 from bastion.storage.models.base import Base
 from bastion.storage.models.catalog import Credential, DbModel
+from bastion.storage.models.jobs import JobLease
 from bastion.storage.models.keys import PreviousToken, VirtualKey
 from bastion.storage.models.spend import ENTITY_TYPES, AuditLog, DailySpend, SpendLog
 from bastion.storage.models.tenancy import (
@@ -26,6 +27,7 @@ __all__ = [
     "DailySpend",
     "DbModel",
     "EndUser",
+    "JobLease",
     "Organization",
     "PreviousToken",
     "SpendLog",
