@@ -33,6 +33,7 @@ from bastion.routing.router import Router, RouterPolicy
 from bastion.services.gateway import GatewayService
 from bastion.services.health import HealthChecker
 from bastion.services.metering import Meter
+from bastion.services.spend_bodies import SpendBodies
 from bastion.services.spend_writer import DEFAULT_INTERVAL_S
 from bastion.services.tenancy import Tenancy, database_target
 from bastion.services.tenant_policy import TenantPolicy
@@ -183,8 +184,18 @@ def build_runtime(loaded: LoadedConfig) -> Runtime:
             Decimal(str(end_user_budget)) if end_user_budget is not None else None
         ),
     )
+    keep_bodies = (
+        general.store_prompts_in_spend_logs
+        and not general.disable_spend_logs
+        and not config.litellm_settings.turn_off_message_logging
+    )
     tenant_policy = TenantPolicy(
-        table, tenancy.keys, budgets, Meter(prices, tenancy.ledger, tenancy.writer)
+        table,
+        tenancy.keys,
+        budgets,
+        Meter(prices, tenancy.ledger, tenancy.writer),
+        bodies=SpendBodies.from_environment() if keep_bodies else None,
+        cost_in_stream_usage=config.litellm_settings.include_cost_in_streaming_usage,
     )
     return Runtime(
         loaded=loaded,

@@ -3,12 +3,15 @@
 Only events that carry a usage object are parsed: a byte search finds them, so
 the other chunks cost one ``in`` test. When the gateway asked the provider for a
 usage chunk the client did not ask for, that chunk is removed before the client
-sees it.
+sees it. With ``cost_of`` (``litellm_settings.include_cost_in_streaming_usage``) the
+usage a client does see carries the call's cost so far as ``cost`` (USD): in every
+OpenAI-dialect chunk with a usage object and in Anthropic's ``message_delta``.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -30,11 +33,13 @@ class MeteredStream:
         on_end: Callable[[Usage | None], None],
         *,
         strip_usage_chunk: bool = False,
+        cost_of: Callable[[Usage], Decimal] | None = None,
     ) -> None:
         self._upstream = upstream
         self._dialect = dialect
         self._on_end = on_end
         self._strip = strip_usage_chunk
+        self._cost_of = cost_of
         self._openai_usage: Any = None
         self._anthropic_usage: dict[str, Any] = {}
         self._ended = False
@@ -89,10 +94,16 @@ class MeteredStream:
             data = _data_of(event)
             if self._dialect is Dialect.ANTHROPIC:
                 self._take_anthropic(data)
+                if self._cost_of is not None and _is_message_delta(data):
+                    usage = usage_from_anthropic(self._anthropic_usage)
+                    event = _with_cost(event, data, self._cost_of(usage))
                 kept.append(event)
             elif isinstance(data, dict) and isinstance(data.get("usage"), dict):
                 self._openai_usage = data["usage"]
                 if not (self._strip and not data.get("choices")):
+                    if self._cost_of is not None:
+                        cost = self._cost_of(usage_from_openai(data["usage"]))
+                        event = _with_cost(event, data, cost)
                     kept.append(event)
             else:
                 kept.append(event)
@@ -106,6 +117,22 @@ class MeteredStream:
             usage = data["message"].get("usage")
         if isinstance(usage, dict):
             self._anthropic_usage.update({k: v for k, v in usage.items() if v is not None})
+
+
+def _is_message_delta(data: Any) -> bool:
+    return (
+        isinstance(data, dict)
+        and data.get("type") == "message_delta"
+        and isinstance(data.get("usage"), dict)
+    )
+
+
+def _with_cost(event: bytes, data: dict[str, Any], amount: Decimal) -> bytes:
+    """The event with ``usage.cost`` set; its other lines (``event:``, ``id:``) kept."""
+    data["usage"]["cost"] = float(amount)
+    lines = [line for line in event.split(b"\n") if not line.startswith(b"data:")]
+    lines.append(b"data: " + orjson.dumps(data))
+    return b"\n".join(line for line in lines if line)
 
 
 def _data_of(event: bytes) -> Any:

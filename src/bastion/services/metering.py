@@ -55,6 +55,8 @@ class CallContext:
     model_group: str
     started: datetime
     tags: Sequence[str] = ()
+    # What the spend-log row keeps of the request (store_prompts_in_spend_logs only).
+    messages: Any = None
 
 
 class Meter:
@@ -89,9 +91,9 @@ class Meter:
         *,
         images: int = 0,
         status: str = "success",
+        response: Any = None,
     ) -> Decimal:
-        price = self.prices.price_for(deployment) or UNPRICED
-        amount = cost(price, usage, operation=context.operation.value, images=images)
+        amount = self.cost_of(context, deployment, usage, images=images)
         self.ledger.add((c.entity for c in context.charges), amount)
         principal = context.principal
         key = principal.key if principal.kind is PrincipalKind.KEY else None
@@ -122,6 +124,8 @@ class Meter:
                 cache_creation_tokens=usage.cache_creation_input_tokens,
                 reasoning_tokens=usage.reasoning_tokens,
                 request_tags=tuple(context.tags),
+                messages=context.messages,
+                response=response,
                 metadata={
                     "user_api_key_alias": key.key_alias if key is not None else None,
                     "user_api_key_team_alias": (
@@ -131,6 +135,12 @@ class Meter:
             )
         )
         return amount
+
+    def cost_of(
+        self, context: CallContext, deployment: Deployment, usage: Usage, *, images: int = 0
+    ) -> Decimal:
+        price = self.prices.price_for(deployment) or UNPRICED
+        return cost(price, usage, operation=context.operation.value, images=images)
 
     def key_spend(self, context: CallContext) -> Decimal | None:
         for charge in context.charges:

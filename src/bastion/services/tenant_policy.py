@@ -24,6 +24,7 @@ from bastion.routing.model_table import ModelTable
 from bastion.services.gateway import CallOutcome
 from bastion.services.metered_stream import MeteredStream
 from bastion.services.metering import CallContext, Meter
+from bastion.services.spend_bodies import SpendBodies, StreamTranscript, TranscribedStream
 
 logger = logging.getLogger("bastion.spend")
 
@@ -32,12 +33,21 @@ _USAGE_STREAMS = frozenset({Operation.CHAT, Operation.COMPLETION})
 
 class TenantPolicy:
     def __init__(
-        self, table: ModelTable, keys: AuthCache, budgets: BudgetGuard, meter: Meter
+        self,
+        table: ModelTable,
+        keys: AuthCache,
+        budgets: BudgetGuard,
+        meter: Meter,
+        *,
+        bodies: SpendBodies | None = None,
+        cost_in_stream_usage: bool = False,
     ) -> None:
         self.table = table
         self.keys = keys
         self.budgets = budgets
         self.meter = meter
+        self.bodies = bodies  # set only when spend logs keep message bodies
+        self.cost_in_stream_usage = cost_in_stream_usage
 
     def before(
         self,
@@ -52,6 +62,7 @@ class TenantPolicy:
         """Checks access and budgets (raising the client's 4xx) and returns the call's
         context, plus whether a usage chunk was requested on the client's behalf."""
         requested = body["model"]
+        messages = self.bodies.request(body, dialect) if self.bodies is not None else None
         model = aliased_model(principal, requested)
         if model != requested:
             body["model"] = model
@@ -77,18 +88,24 @@ class TenantPolicy:
             model_group=requested,
             started=datetime.now(UTC),
             tags=[str(t) for t in tags] if isinstance(tags, list) else (),
+            messages=messages,
         )
         return context, strip_usage
 
     def after_answer(self, context: CallContext, outcome: CallOutcome) -> Decimal:
         assert outcome.response is not None
-        usage, images = self.meter.usage_of_answer(context, outcome.response.body)
-        return self.meter.charge(context, outcome.deployment, usage, images=images)
+        body = outcome.response.body
+        usage, images = self.meter.usage_of_answer(context, body)
+        response = self.bodies.answer(body) if self.bodies is not None else None
+        return self.meter.charge(
+            context, outcome.deployment, usage, images=images, response=response
+        )
 
     def metered(self, context: CallContext, outcome: CallOutcome, strip_usage: bool) -> None:
         """Wraps the outcome's stream so it is charged when it ends."""
         assert outcome.stream is not None
         deployment = outcome.deployment
+        transcript = StreamTranscript(context.dialect) if self.bodies is not None else None
 
         def on_end(usage: Usage | None) -> None:
             if usage is None:
@@ -97,11 +114,23 @@ class TenantPolicy:
                     deployment.model_name,
                     context.request_id,
                 )
-            self.meter.charge(context, deployment, usage or Usage())
+            response = None
+            if self.bodies is not None and transcript is not None:
+                response = self.bodies.streamed(transcript.text())
+            self.meter.charge(context, deployment, usage or Usage(), response=response)
+
+        def cost_of(usage: Usage) -> Decimal:
+            return self.meter.cost_of(context, deployment, usage)
 
         outcome.stream = MeteredStream(
-            outcome.stream, context.dialect, on_end, strip_usage_chunk=strip_usage
+            outcome.stream,
+            context.dialect,
+            on_end,
+            strip_usage_chunk=strip_usage,
+            cost_of=cost_of if self.cost_in_stream_usage else None,
         )
+        if transcript is not None:
+            outcome.stream = TranscribedStream(outcome.stream, transcript)
 
     def _stream_options_ok(self, model: str) -> bool:
         """Whether every deployment of the group accepts ``stream_options`` (providers
