@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from bastion.config.loader import LoadedConfig, load_config_file, load_config_text
-from bastion.config.model import ProxyConfig
+from bastion.config.model import ModelEntry, ProxyConfig
 from bastion.core.deployment import Deployment
 from bastion.core.dialect import Dialect
 from bastion.core.errors import NotFoundError
@@ -33,6 +33,7 @@ from bastion.routing.router import Router, RouterPolicy
 from bastion.services.gateway import GatewayService
 from bastion.services.health import HealthChecker
 from bastion.services.metering import Meter
+from bastion.services.model_catalog import ModelCatalog, database_loaders, store_model_in_db
 from bastion.services.spend_bodies import SpendBodies
 from bastion.services.spend_writer import DEFAULT_INTERVAL_S
 from bastion.services.tenancy import Tenancy, database_target
@@ -76,10 +77,13 @@ class Runtime:
     health: HealthChecker
     tenancy: Tenancy
     policy: TenantPolicy
+    models: ModelCatalog | None = None
 
     async def start(self) -> None:
         await self.http.start()
         await self.tenancy.start()
+        if self.models is not None:
+            await self.models.start()
         self.health.start_background()
         if self.auth.open_access:
             logger.warning(
@@ -96,6 +100,8 @@ class Runtime:
         )
 
     async def stop(self) -> None:
+        if self.models is not None:
+            await self.models.stop()
         await self.health.stop()
         await self.tenancy.stop()
         await self.http.close()
@@ -105,7 +111,21 @@ def build_runtime(loaded: LoadedConfig) -> Runtime:
     config = loaded.config
     http = UpstreamHTTP()
     registry = ProviderRegistry(http)
-    deployments = build_deployments(config, registry, loaded.source, loaded.warnings)
+    stored_models = store_model_in_db(config)
+    deferred: list[ModelEntry] = []
+    deployments = build_deployments(
+        config,
+        registry,
+        loaded.source,
+        loaded.warnings,
+        deferred=deferred if stored_models else None,
+    )
+    for entry in deferred:
+        loaded.warnings.append(
+            f"model {entry.model_name}: litellm_credential_name "
+            f"'{entry.litellm_params.litellm_credential_name}' is not in credential_list; it is "
+            "looked up among the credentials stored in the database"
+        )
 
     def wildcard_deployment(template: Deployment, matched: str) -> Deployment:
         params = dict(template.params)
@@ -173,6 +193,18 @@ def build_runtime(loaded: LoadedConfig) -> Runtime:
         retention_period=general.maximum_spend_logs_retention_period,
         retention_interval=general.maximum_spend_logs_retention_interval,
     )
+    load_models, models_version = database_loaders(tenancy.database)
+    models = ModelCatalog(
+        config,
+        registry,
+        table,
+        deployments,
+        deferred,
+        enabled=stored_models,
+        load=load_models,
+        version=models_version,
+        on_change=lambda current: setattr(health, "deployments", current),
+    )
     prices = PriceBook.from_config(config)
     for unpriced in prices.unpriced(deployments):
         loaded.warnings.append(f"no price for {unpriced}: its calls are charged $0")
@@ -209,6 +241,7 @@ def build_runtime(loaded: LoadedConfig) -> Runtime:
         health=health,
         tenancy=tenancy,
         policy=tenant_policy,
+        models=models,
     )
 
 
@@ -232,6 +265,7 @@ def create_app(loaded: LoadedConfig) -> BastionApp:
                 auth=runtime.auth,
                 refresh_keys=runtime.tenancy.keys.refresh,
                 clock=lambda: datetime.now(UTC),
+                models=runtime.models,
             )
         )
 

@@ -293,4 +293,6 @@ NOT_YET_ACTED_ON: dict[str, frozenset[str]] = {
 }
 
 # Known general_settings that Bastion acts on although they have no model field.
-GENERAL_SETTINGS_ACTED_ON = frozenset({"proxy_batch_write_at", "budget_exceeded_status_code"})
+GENERAL_SETTINGS_ACTED_ON = frozenset(
+    {"proxy_batch_write_at", "budget_exceeded_status_code", "store_model_in_db"}
+)

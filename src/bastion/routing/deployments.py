@@ -79,8 +79,15 @@ def build_deployments(
     registry: ProviderRegistry,
     source: str = "<config>",
     warnings: list[str] | None = None,
+    *,
+    deferred: list[ModelEntry] | None = None,
 ) -> list[Deployment]:
-    """Every deployment of ``model_list``; problems raise ConfigError, notes go to warnings."""
+    """Every deployment of ``model_list``; problems raise ConfigError, notes go to warnings.
+
+    With ``deferred`` (models stored in the database are on), an entry whose
+    ``litellm_credential_name`` is not in ``credential_list`` may name a credential
+    stored in the database: it is put in ``deferred`` and built when those are loaded.
+    """
     problems: list[str] = []
     credentials = {c.credential_name: c.credential_values for c in config.credential_list}
     seen_ids: dict[str, int] = {}
@@ -90,6 +97,9 @@ def build_deployments(
         params = entry.litellm_params.model_dump(exclude_none=True)
         credential_name = params.get("litellm_credential_name")
         if credential_name:
+            if credential_name not in credentials and deferred is not None:
+                deferred.append(entry)
+                continue
             if credential_name not in credentials:
                 problems.append(
                     f"{path}.litellm_params.litellm_credential_name: no credential named "
@@ -129,7 +139,8 @@ def build_deployments(
             problems.append(f"{path}.litellm_params.model: {exc}")
         except ValueError as exc:
             problems.append(f"{path}.litellm_params: {exc}")
-    problems.extend(_check_fallbacks(config, {d.model_name for d in deployments}))
+    groups = {d.model_name for d in deployments} | {e.model_name for e in deferred or ()}
+    problems.extend(_check_fallbacks(config, groups))
     if problems:
         raise ConfigError(source, problems)
     return deployments

@@ -31,6 +31,7 @@ class ModelTable:
         aliases: dict[str, str | dict[str, Any]] | None = None,
         wildcard_factory: Callable[[Deployment, str], Deployment] | None = None,
     ) -> None:
+        self._alias_config = aliases
         self.groups: dict[str, list[Deployment]] = {}
         self._wildcards: list[_Wildcard] = []
         for deployment in deployments:
@@ -53,6 +54,33 @@ class ModelTable:
         self._wildcard_factory = wildcard_factory
         self._wildcard_cache: dict[str, list[Deployment]] = {}
         self.all_deployments = list(deployments)
+
+    def with_deployments(self, deployments: list[Deployment]) -> ModelTable:
+        """A new table of ``deployments`` with this table's aliases and wildcard factory."""
+        return ModelTable(deployments, self._alias_config, self._wildcard_factory)
+
+    def adopt(self, other: ModelTable) -> None:
+        """Serve ``other``'s deployments from now on (the stored models changed).
+
+        Every holder of this table sees the change at once; the swap is synchronous, so
+        no request on the event loop sees half of it. Groups are new lists: a request
+        that already looked one up keeps its deployments.
+        """
+        (
+            self.groups,
+            self._wildcards,
+            self.aliases,
+            self.hidden_aliases,
+            self._wildcard_cache,
+            self.all_deployments,
+        ) = (
+            other.groups,
+            other._wildcards,
+            other.aliases,
+            other.hidden_aliases,
+            other._wildcard_cache,
+            other.all_deployments,
+        )
 
     def lookup(self, name: str) -> list[Deployment] | None:
         group = self.groups.get(name)

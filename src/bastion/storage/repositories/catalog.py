@@ -8,16 +8,18 @@ decrypted value can never be flushed back to the database by accident.
 from __future__ import annotations
 
 import builtins
+import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar, Generic, TypeVar
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bastion.storage.crypto import Cipher, MissingEncryptionKeyError
-from bastion.storage.errors import DuplicateError, NotFoundError
+from bastion.storage.errors import DecryptionError, DuplicateError, NotFoundError
 from bastion.storage.models import Credential, DbModel
 from bastion.storage.repositories.base import Context, Page, check_page, new_id
 
@@ -84,6 +86,7 @@ class StoredModel:
     created_at: datetime
     updated_at: datetime
     created_by: str | None
+    updated_by: str | None = None
 
 
 @dataclass(frozen=True)
@@ -94,14 +97,86 @@ class StoredCredential:
     created_at: datetime
     updated_at: datetime
     created_by: str | None
+    updated_by: str | None = None
 
 
-class ModelRepository:
-    entity = "model"
+RowT = TypeVar("RowT", DbModel, Credential)
+OutT = TypeVar("OutT")
+
+
+class _CatalogRepository(Generic[RowT, OutT]):
+    """What the model and credential repositories share: rows keyed by one string
+    column, stamped with who created and last changed them, read back decrypted."""
+
+    entity: ClassVar[str]
+    key_field: ClassVar[str]
+    row_type: type[RowT]
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self.session = ctx.session
+
+    def _out(self, row: RowT) -> OutT:
+        raise NotImplementedError
+
+    async def _row(self, ident: str) -> RowT:
+        row = await self.session.get(self.row_type, ident)
+        if row is None:
+            raise NotFoundError(self.entity, ident, field=self.key_field)
+        return row
+
+    async def _insert(self, ident: str, created_by: str | None, **fields: Any) -> OutT:
+        if await self.session.get(self.row_type, ident) is not None:
+            raise DuplicateError(self.entity, self.key_field, ident)
+        now = self.ctx.clock()
+        row = self.row_type(
+            **{self.key_field: ident},
+            **fields,
+            created_at=now,
+            updated_at=now,
+            created_by=created_by,
+            updated_by=created_by,
+        )
+        self.session.add(row)
+        await self.session.flush()
+        return self._out(row)
+
+    async def _save(self, row: RowT, updated_by: str | None) -> OutT:
+        row.updated_at = self.ctx.clock()
+        row.updated_by = updated_by
+        await self.session.flush()
+        return self._out(row)
+
+    async def get(self, ident: str) -> OutT:
+        return self._out(await self._row(ident))
+
+    async def delete(self, ident: str) -> OutT:
+        row = await self._row(ident)
+        out = self._out(row)
+        await self.session.delete(row)
+        await self.session.flush()
+        return out
+
+    async def readable(self) -> tuple[builtins.list[OutT], builtins.list[str]]:
+        """Every row, plus the keys of rows whose secrets cannot be decrypted with this
+        key (so one bad row does not hide the others)."""
+        rows = await self.session.scalars(
+            sa.select(self.row_type).order_by(getattr(self.row_type, self.key_field))
+        )
+        good: builtins.list[OutT] = []
+        bad: builtins.list[str] = []
+        for row in rows:
+            try:
+                good.append(self._out(row))
+            except (DecryptionError, MissingEncryptionKeyError, ValueError):
+                bad.append(str(getattr(row, self.key_field)))
+        return good, bad
+
+
+class ModelRepository(_CatalogRepository[DbModel, StoredModel]):
+    entity = "model"
+    key_field = "model_id"
+    row_type = DbModel
 
     def _out(self, row: DbModel) -> StoredModel:
         return StoredModel(
@@ -112,13 +187,8 @@ class ModelRepository:
             created_at=row.created_at,
             updated_at=row.updated_at,
             created_by=row.created_by,
+            updated_by=row.updated_by,
         )
-
-    async def _row(self, model_id: str) -> DbModel:
-        row = await self.session.get(DbModel, model_id)
-        if row is None:
-            raise NotFoundError(self.entity, model_id, field="model_id")
-        return row
 
     async def create(
         self,
@@ -130,25 +200,13 @@ class ModelRepository:
         created_by: str | None = None,
     ) -> StoredModel:
         ident = model_id or new_id()
-        if await self.session.get(DbModel, ident) is not None:
-            raise DuplicateError(self.entity, "model_id", ident)
-        now = self.ctx.clock()
-        row = DbModel(
-            model_id=ident,
+        return await self._insert(
+            ident,
+            created_by,
             model_name=model_name,
             litellm_params=encrypt_params(litellm_params, self.ctx.cipher),
             model_info={**(model_info or {}), "id": ident},
-            created_at=now,
-            updated_at=now,
-            created_by=created_by,
-            updated_by=created_by,
         )
-        self.session.add(row)
-        await self.session.flush()
-        return self._out(row)
-
-    async def get(self, model_id: str) -> StoredModel:
-        return self._out(await self._row(model_id))
 
     async def update(
         self,
@@ -171,17 +229,7 @@ class ModelRepository:
         if model_info is not None:
             info = {**row.model_info, **model_info, "id": model_id}
             row.model_info = {k: v for k, v in info.items() if v is not None}
-        row.updated_at = self.ctx.clock()
-        row.updated_by = updated_by
-        await self.session.flush()
-        return self._out(row)
-
-    async def delete(self, model_id: str) -> StoredModel:
-        row = await self._row(model_id)
-        out = self._out(row)
-        await self.session.delete(row)
-        await self.session.flush()
-        return out
+        return await self._save(row, updated_by)
 
     async def list(
         self, *, model_name: str | None = None, page: int = 1, size: int = 100
@@ -204,17 +252,18 @@ class ModelRepository:
         return [self._out(r) for r in rows]
 
 
-class CredentialRepository:
+class CredentialRepository(_CatalogRepository[Credential, StoredCredential]):
     entity = "credential"
-
-    def __init__(self, ctx: Context) -> None:
-        self.ctx = ctx
-        self.session = ctx.session
+    key_field = "credential_name"
+    row_type = Credential
 
     def _cipher(self) -> Cipher:
         if self.ctx.cipher is None:
             raise MissingEncryptionKeyError()
         return self.ctx.cipher
+
+    def _encrypt(self, values: Mapping[str, Any]) -> str:
+        return self._cipher().encrypt(json.dumps(dict(values)))
 
     def _out(self, row: Credential) -> StoredCredential:
         what = f"credential {row.credential_name!r}"
@@ -226,13 +275,8 @@ class CredentialRepository:
             created_at=row.created_at,
             updated_at=row.updated_at,
             created_by=row.created_by,
+            updated_by=row.updated_by,
         )
-
-    async def _row(self, name: str) -> Credential:
-        row = await self.session.get(Credential, name)
-        if row is None:
-            raise NotFoundError(self.entity, name, field="credential_name")
-        return row
 
     async def create(
         self,
@@ -242,24 +286,12 @@ class CredentialRepository:
         *,
         created_by: str | None = None,
     ) -> StoredCredential:
-        if await self.session.get(Credential, credential_name) is not None:
-            raise DuplicateError(self.entity, "credential_name", credential_name)
-        now = self.ctx.clock()
-        row = Credential(
-            credential_name=credential_name,
-            credential_values=self._cipher().encrypt(json.dumps(dict(credential_values))),
+        return await self._insert(
+            credential_name,
+            created_by,
+            credential_values=self._encrypt(credential_values),
             credential_info=dict(credential_info or {}),
-            created_at=now,
-            updated_at=now,
-            created_by=created_by,
-            updated_by=created_by,
         )
-        self.session.add(row)
-        await self.session.flush()
-        return self._out(row)
-
-    async def get(self, credential_name: str) -> StoredCredential:
-        return self._out(await self._row(credential_name))
 
     async def update(
         self,
@@ -271,18 +303,10 @@ class CredentialRepository:
     ) -> StoredCredential:
         row = await self._row(credential_name)
         if credential_values is not None:
-            row.credential_values = self._cipher().encrypt(json.dumps(dict(credential_values)))
+            row.credential_values = self._encrypt(credential_values)
         if credential_info is not None:
             row.credential_info = dict(credential_info)
-        row.updated_at = self.ctx.clock()
-        row.updated_by = updated_by
-        await self.session.flush()
-        return self._out(row)
-
-    async def delete(self, credential_name: str) -> None:
-        row = await self._row(credential_name)
-        await self.session.delete(row)
-        await self.session.flush()
+        return await self._save(row, updated_by)
 
     async def list(self, *, page: int = 1, size: int = 100) -> Page[StoredCredential]:
         check_page(page, size)
@@ -294,3 +318,17 @@ class CredentialRepository:
             .offset((page - 1) * size)
         )
         return Page([self._out(r) for r in rows], int(total or 0), page, size)
+
+
+async def catalog_version(session: AsyncSession) -> str:
+    """A fingerprint of both tables (every row's key and last change): it changes
+    whenever a stored model or credential is added, changed or removed. Cheap: no
+    secret is read or decrypted."""
+    digest = hashlib.sha256()
+    for table, key in ((DbModel, DbModel.model_id), (Credential, Credential.credential_name)):
+        digest.update(table.__tablename__.encode())
+        for ident, updated_at in await session.execute(
+            sa.select(key, table.updated_at).order_by(key)
+        ):
+            digest.update(f"\x00{ident}\x01{updated_at.isoformat()}".encode())
+    return digest.hexdigest()

@@ -14,6 +14,7 @@ from bastion.core.errors import BastionError, InvalidRequestError, NotFoundError
 from bastion.interfaces.http.admin import (
     routes_customers,
     routes_keys,
+    routes_models,
     routes_organizations,
     routes_spend,
     routes_teams,
@@ -33,6 +34,7 @@ def admin_routes() -> list[BaseRoute]:
     routes += routes_teams.ROUTES
     routes += routes_users.ROUTES
     routes += routes_organizations.ROUTES
+    routes += routes_models.ROUTES
     return routes
 
 

@@ -8,6 +8,7 @@ from datetime import datetime
 
 from bastion.config.model import ProxyConfig
 from bastion.policy.auth import Authenticator
+from bastion.services.model_catalog import ModelCatalog
 from bastion.storage.database import Database
 
 
@@ -19,3 +20,5 @@ class AdminContext:
     # Reload the in-memory auth snapshot after a change, so the next request sees it.
     refresh_keys: Callable[[], Awaitable[None]]
     clock: Callable[[], datetime]
+    # Config plus stored models (/model/*, /credentials); None in tests that need neither.
+    models: ModelCatalog | None = None

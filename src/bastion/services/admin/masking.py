@@ -1,0 +1,31 @@
+"""Secrets in management answers: shown as ``sk****ef``, never in full (pure functions)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+_SECRET_WORDS = ("key", "secret", "token", "password", "credential", "authorization")
+MASK = "****"
+_SHOWN_FROM = 16  # shorter values are masked entirely
+
+
+def is_secret_name(name: str) -> bool:
+    lowered = name.lower()
+    if lowered.endswith("_name"):  # litellm_credential_name, aws_profile_name: names
+        return False
+    return any(word in lowered for word in _SECRET_WORDS)
+
+
+def mask_value(value: Any) -> Any:
+    """``sk-abcdef…xyz`` -> ``sk****yz``: two characters each side of a long string."""
+    if value is None:
+        return None
+    if isinstance(value, str) and len(value) >= _SHOWN_FROM:
+        return f"{value[:2]}{MASK}{value[-2:]}"
+    return MASK
+
+
+def masked(values: Mapping[str, Any]) -> dict[str, Any]:
+    """``values`` with every secret-looking field masked; the others as they are."""
+    return {k: mask_value(v) if is_secret_name(k) else v for k, v in values.items()}
