@@ -21,7 +21,7 @@ from bastion.core.errors import (
     UpstreamTimeoutError,
 )
 from bastion.providers.fake import FakeProvider
-from bastion.routing.cooldown import WINDOW_S, CooldownTracker
+from bastion.routing.cooldown import MAX_RETRY_AFTER_COOLDOWN_S, WINDOW_S, CooldownTracker
 from bastion.routing.model_table import ModelTable
 from bastion.routing.router import BACKOFF_BASE_S, MAX_INLINE_WAIT_S, Router, RouterPolicy
 from bastion.routing.strategy import deployment_weight, pick_weighted
@@ -148,7 +148,7 @@ def test_failures_older_than_the_window_are_forgotten() -> None:
     assert cooldowns.record_failure("a", status_error(500), group_size=2)
 
 
-def test_rate_limit_cools_at_once_for_at_least_retry_after() -> None:
+def test_rate_limit_cools_at_once_for_the_providers_retry_after() -> None:
     clock = FakeClock()
     cooldowns = tracker(clock, allowed_fails=5, cooldown_time=5)
     assert cooldowns.record_failure("a", status_error(429, retry_after=30), group_size=2)
@@ -157,9 +157,14 @@ def test_rate_limit_cools_at_once_for_at_least_retry_after() -> None:
     assert cooldowns.is_cooling("a")
     clock.advance(2)
     assert not cooldowns.is_cooling("a")
-    # A short retry-after still cools for cooldown_time.
+    # retry-after replaces cooldown_time, shorter or longer, up to a cap.
     assert cooldowns.record_failure("b", status_error(429, retry_after=1), group_size=2)
-    assert cooldowns.seconds_left("b") == pytest.approx(5)
+    assert cooldowns.seconds_left("b") == pytest.approx(1)
+    assert cooldowns.record_failure("c", status_error(429, retry_after=86_400), group_size=2)
+    assert cooldowns.seconds_left("c") == pytest.approx(MAX_RETRY_AFTER_COOLDOWN_S)
+    # Without retry-after, cooldown_time applies.
+    assert cooldowns.record_failure("d", status_error(429), group_size=2)
+    assert cooldowns.seconds_left("d") == pytest.approx(5)
 
 
 @pytest.mark.parametrize("status", [401, 403, 404])

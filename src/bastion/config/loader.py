@@ -95,14 +95,6 @@ def _inert_settings(raw: Mapping[str, Any]) -> list[str]:
         for name, value in values.items():
             if name in inert and value not in (None, False, [], {}, ""):
                 notes.append(f"{section}.{name}: accepted, but not acted on by this version")
-    router = raw.get("router_settings")
-    if isinstance(router, dict):
-        strategy = router.get("routing_strategy")
-        if strategy not in (None, "simple-shuffle"):
-            notes.append(
-                f"router_settings.routing_strategy: '{strategy}' is not implemented in this "
-                "version; simple-shuffle is used"
-            )
     for key in ("guardrails", "mcp_servers", "prompts", "vector_store_registry", "search_tools"):
         if raw.get(key):
             notes.append(f"{key}: accepted, but not acted on by this version")

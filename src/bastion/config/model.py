@@ -113,6 +113,7 @@ class CredentialEntry(_Section):
 
 class RouterSettings(_Section):
     routing_strategy: RoutingStrategy = "simple-shuffle"
+    routing_strategy_args: dict[str, Any] | None = None
     fallbacks: list[dict[str, list[str]]] = Field(default_factory=list)
     default_fallbacks: list[str] = Field(default_factory=list)
     context_window_fallbacks: list[dict[str, list[str]]] = Field(default_factory=list)

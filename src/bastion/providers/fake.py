@@ -38,6 +38,12 @@ _MOCK_ERRORS: dict[str, tuple[int, str]] = {
     "Timeout": (408, "timeout"),
 }
 
+# The provider error codes OpenAI sends for these, so routing classifies them alike.
+_MOCK_ERROR_CODES = {
+    "ContextWindowExceededError": "context_length_exceeded",
+    "ContentPolicyViolationError": "content_policy_violation",
+}
+
 EMBEDDING_DIMENSIONS = 16
 
 
@@ -127,6 +133,7 @@ def _raise_if_error(mock: Any) -> None:
         provider="fake",
         error_type=error_type,
         retry_after=1 if status == 429 else None,
+        code=_MOCK_ERROR_CODES.get(name),
     )
     raise error
 

@@ -2,23 +2,38 @@
 
 For one request: pick a deployment of the group (skipping those cooling down and,
 for a retry, those already tried), call it; on a retryable failure try again up to
-``num_retries`` times; when the group is exhausted, move to the next group of the
-fallback chain, up to ``max_fallbacks``. The client sees the last error.
+``num_retries`` times (or the count ``retry_policy`` gives the error's kind); when
+the group is exhausted, move to the next group of the fallback chain, up to
+``max_fallbacks``. A context-window overflow or a content-policy refusal switches
+to ``context_window_fallbacks`` / ``content_policy_fallbacks`` instead. With
+``enable_pre_call_checks``, deployments whose context window the prompt would
+overflow are skipped before any call. The client sees the last error.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 from bastion.core.deployment import Deployment
-from bastion.core.errors import BastionError, NotFoundError, RateLimitError, UpstreamError
+from bastion.core.errors import (
+    BastionError,
+    NotFoundError,
+    RateLimitError,
+    UpstreamError,
+    UpstreamStatusError,
+)
+from bastion.routing.context_window import ContextWindows
 from bastion.routing.cooldown import CooldownTracker
+from bastion.routing.error_kinds import ErrorKind, classify
+from bastion.routing.feedback import RoutingFeedback
 from bastion.routing.model_table import ModelTable
-from bastion.routing.strategy import pick_weighted
+from bastion.routing.retry_policy import RETRIES, KindCounts
+from bastion.routing.strategies import NO_HINTS, RouteHints, SimpleShuffle, Strategy
 
 T = TypeVar("T")
 
@@ -35,6 +50,10 @@ class RouterPolicy:
     retry_after: float = 0.0
     fallbacks: dict[str, list[str]] | None = None
     default_fallbacks: Sequence[str] = ()
+    context_window_fallbacks: dict[str, list[str]] = field(default_factory=dict)
+    content_policy_fallbacks: dict[str, list[str]] = field(default_factory=dict)
+    retry_policy: dict[str, int | None] | None = None
+    enable_pre_call_checks: bool = False
 
 
 @dataclass(slots=True)
@@ -54,10 +73,17 @@ class Router:
         cooldowns: CooldownTracker,
         rng: random.Random | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        strategy: Strategy | None = None,
+        context_windows: ContextWindows | None = None,
     ) -> None:
         self.table = table
         self.policy = policy
         self.cooldowns = cooldowns
+        self.strategy: Strategy = strategy or SimpleShuffle()
+        # What the gateway reports for the strategy (load, latency, tokens).
+        self.feedback = RoutingFeedback(cooldowns.store, self.strategy)
+        self.context_windows = context_windows or ContextWindows()
+        self._retry_counts = KindCounts(policy.retry_policy, RETRIES)
         self._rng = rng or random.Random()
         self._sleep = sleep
 
@@ -76,6 +102,21 @@ class Router:
         chain = [g for g in chain if g != group]
         return chain[: self.policy.max_fallbacks]
 
+    def special_chain(self, group: str, kind: ErrorKind) -> list[str] | None:
+        """``context_window_fallbacks`` / ``content_policy_fallbacks`` for the group."""
+        if kind is ErrorKind.CONTEXT_WINDOW:
+            rules = self.policy.context_window_fallbacks
+        elif kind is ErrorKind.CONTENT_POLICY:
+            rules = self.policy.content_policy_fallbacks
+        else:
+            return None
+        found = rules.get(group)
+        if found is None:
+            found = rules.get(self.canonical_group(group))
+        if found is None:
+            return None
+        return [g for g in found if g != group][: self.policy.max_fallbacks]
+
     async def route(
         self,
         model: str,
@@ -84,6 +125,7 @@ class Router:
         num_retries: int | None = None,
         fallbacks: Sequence[str] | None = None,
         use_fallbacks: bool = True,
+        hints: RouteHints = NO_HINTS,
     ) -> Routed[T]:
         primary = self.table.lookup(model)
         if primary is None:
@@ -103,18 +145,34 @@ class Router:
         last_error: BastionError | None = None
         retries_done = 0
         waits = [0.0]
-        for fallback_index, (name, group) in enumerate(chain):
+        switched: set[ErrorKind] = set()
+        index = 0
+        while index < len(chain):
+            name, group = chain[index]
             try:
                 value, deployment, retries = await self._try_group(
-                    name, group, attempt, retries_allowed, waits
+                    name, group, attempt, retries_allowed, waits, hints
                 )
             except _GroupFailed as failed:
                 retries_done += failed.retries
                 last_error = failed.error
-                if isinstance(failed.error, UpstreamError) and not failed.error.fallback_ok:
-                    raise failed.error from None
+                if isinstance(failed.error, UpstreamError):
+                    kind = classify(failed.error)
+                    special = self.special_chain(model, kind) if use_fallbacks else None
+                    if special is not None and kind not in switched:
+                        # The rest of the chain is the list for this kind of failure.
+                        switched.add(kind)
+                        tried = {n for n, _ in chain[: index + 1]}
+                        chain = chain[: index + 1] + [
+                            (n, g)
+                            for n in special
+                            if n not in tried and (g := self.table.lookup(n))
+                        ]
+                    elif kind not in switched and not failed.error.fallback_ok:
+                        raise failed.error from None
+                index += 1
                 continue
-            return Routed(value, deployment, retries_done + retries, fallback_index, waits[0])
+            return Routed(value, deployment, retries_done + retries, index, waits[0])
         assert last_error is not None
         raise last_error
 
@@ -125,10 +183,16 @@ class Router:
         attempt: Callable[[Deployment], Awaitable[T]],
         retries_allowed: int,
         waits: list[float],
+        hints: RouteHints,
     ) -> tuple[T, Deployment, int]:
         tried: set[str] = set()
         error: BastionError | None = None
-        for attempt_no in range(retries_allowed + 1):
+        # Whether the last error may be repeated on a deployment already tried.
+        repeat_ok = False
+        if self.policy.enable_pre_call_checks:
+            group = self._fitting(name, group, hints)
+        attempt_no = 0
+        while True:
             available = [d for d in group if not self.cooldowns.is_cooling(d.id)]
             if not available:
                 # The failure that cooled the last deployment says more than "all cooling".
@@ -137,23 +201,56 @@ class Router:
             if attempt_no and not fresh and isinstance(error, UpstreamError):
                 # Only a transient failure is worth repeating on the same deployment.
                 wait = self._wait_before_same_deployment(error, attempt_no)
-                if wait is None or not error.retryable:
+                if wait is None or not repeat_ok:
                     raise _GroupFailed(error, attempt_no - 1)
                 await self._sleep(wait)
                 waits[0] += wait
-            deployment = pick_weighted(fresh or available, self._rng)
+            deployment = self.strategy.pick(fresh or available, self._rng, hints)
+            if deployment is None:
+                raise _GroupFailed(error or self._all_at_capacity(name), max(attempt_no - 1, 0))
             try:
                 return await attempt(deployment), deployment, attempt_no
             except UpstreamError as exc:
-                self.cooldowns.record_failure(deployment.id, exc, len(group))
+                kind = classify(exc)
+                self.cooldowns.record_failure(deployment.id, exc, len(group), kind)
                 error = exc
                 tried.add(deployment.id)
-                # A rejected request fails the same everywhere; a deployment-level
-                # failure (bad credentials, missing model) may not affect its siblings.
-                if not exc.fallback_ok:
+                limit = self._retry_counts.get(kind)
+                if limit is None:
+                    # A rejected request fails the same everywhere; a deployment-level
+                    # failure (bad credentials, missing model) may not affect its siblings.
+                    if not exc.fallback_ok:
+                        raise _GroupFailed(exc, attempt_no) from None
+                    limit, repeat_ok = retries_allowed, exc.retryable
+                else:
+                    repeat_ok = True  # retry_policy names this kind: it is retried
+                if attempt_no >= limit:
                     raise _GroupFailed(exc, attempt_no) from None
-        assert error is not None
-        raise _GroupFailed(error, retries_allowed)
+            attempt_no += 1
+
+    def _fitting(self, name: str, group: list[Deployment], hints: RouteHints) -> list[Deployment]:
+        """The deployments whose context window the prompt fits (pre-call checks)."""
+        limits = [self.context_windows.limit(d) for d in group]
+        if all(limit is None for limit in limits):
+            return group
+        tokens = hints.input_tokens()
+        fitting = [d for d, lim in zip(group, limits, strict=True) if lim is None or tokens <= lim]
+        if fitting:
+            return fitting
+        largest = max(lim for lim in limits if lim is not None)
+        raise _GroupFailed(
+            UpstreamStatusError(
+                f"the prompt (about {tokens} tokens, estimated) does not fit the context "
+                f"window of any deployment of '{name}' (largest: {largest} tokens). Shorten "
+                "the prompt or use a model with a larger context window.",
+                status=400,
+                provider="bastion",
+                error_type="invalid_request_error",
+                code="context_length_exceeded",
+                param="messages",
+            ),
+            0,
+        )
 
     def _wait_before_same_deployment(self, error: UpstreamError, attempt_no: int) -> float | None:
         if error.retry_after is not None:
@@ -161,6 +258,15 @@ class Router:
                 return None
             return max(float(error.retry_after), self.policy.retry_after)
         return max(BACKOFF_BASE_S * 2.0 ** (attempt_no - 1), self.policy.retry_after)
+
+    def _all_at_capacity(self, name: str) -> RateLimitError:
+        seconds = _seconds_to_next_minute()
+        return RateLimitError(
+            f"no deployments available for model '{name}': every deployment is at its rpm/tpm "
+            f"capacity for this minute. Try again in {seconds}s.",
+            headers={"retry-after": str(seconds)},
+            code="no_deployments_available",
+        )
 
     def _all_cooling(self, name: str, group: list[Deployment]) -> RateLimitError:
         wait = min(self.cooldowns.seconds_left(d.id) for d in group)
@@ -171,6 +277,10 @@ class Router:
             headers={"retry-after": str(seconds)},
             code="no_deployments_available",
         )
+
+
+def _seconds_to_next_minute() -> int:
+    return max(1, 60 - int(time.time()) % 60)
 
 
 class _GroupFailed(Exception):

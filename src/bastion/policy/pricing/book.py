@@ -145,6 +145,24 @@ class PriceBook:
         self._cache[deployment.id] = resolution
         return resolution
 
+    def context_window(self, deployment: PricedDeployment) -> int | None:
+        """The model's context window per the price table (genai-prices), if it says."""
+        if self._table is None:
+            return None
+        base_model = _text(deployment.model_info.get("base_model")) or _text(
+            deployment.params.get("base_model")
+        )
+        for provider_id, ref in genai_refs(
+            deployment.provider_name, deployment.upstream_model, base_model
+        ):
+            try:
+                window = self._table.context_window(provider_id, ref)
+            except Exception:  # a changed genai-prices must not break routing
+                window = None
+            if window is not None:
+                return window
+        return None
+
     def forget(self, deployment_id: str | None = None) -> None:
         """Drop a cached resolution (a deployment changed), or all of them."""
         if deployment_id is None:

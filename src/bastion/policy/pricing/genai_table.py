@@ -78,6 +78,16 @@ class GenaiPriceTable:
             return None
         return f"{provider.id}/{found.id}", self._sheet(found)
 
+    def context_window(self, provider_id: str | None, model: str) -> int | None:
+        """The model's context window in tokens, when the table knows it."""
+        ref = model.lower()
+        provider = self._by_id.get(provider_id) if provider_id else self._infer_provider(ref)
+        if provider is None:
+            return None
+        found = provider.find_model(ref, all_providers=self._providers)
+        window = getattr(found, "context_window", None) if found is not None else None
+        return window if isinstance(window, int) and window > 0 else None
+
     def _infer_provider(self, ref: str) -> gp.Provider | None:
         for provider in self._providers:
             if provider.model_match is not None and provider.model_match.is_match(ref):
