@@ -30,6 +30,8 @@ from bastion.routing.cooldown import CooldownTracker
 from bastion.routing.deployments import build_deployments, make_deployment
 from bastion.routing.model_table import ModelTable
 from bastion.routing.router import Router, RouterPolicy
+from bastion.services.alerts import Alerter
+from bastion.services.budget_config import alerter, window_budgets
 from bastion.services.gateway import GatewayService
 from bastion.services.health import HealthChecker
 from bastion.services.metering import Meter
@@ -78,10 +80,13 @@ class Runtime:
     tenancy: Tenancy
     policy: TenantPolicy
     models: ModelCatalog | None = None
+    alerts: Alerter | None = None
 
     async def start(self) -> None:
         await self.http.start()
         await self.tenancy.start()
+        if self.alerts is not None:
+            await self.alerts.start()
         if self.models is not None:
             await self.models.start()
         self.health.start_background()
@@ -104,6 +109,8 @@ class Runtime:
             await self.models.stop()
         await self.health.stop()
         await self.tenancy.stop()
+        if self.alerts is not None:
+            await self.alerts.stop()
         await self.http.close()
 
 
@@ -184,6 +191,7 @@ def build_runtime(loaded: LoadedConfig) -> Runtime:
     )
     master_key = master_key_of(config)
     general_extra = general.model_extra or {}
+    windows = window_budgets(config, loaded.warnings)
     tenancy = Tenancy.create(
         database_target(general.database_url),
         master_key,
@@ -192,6 +200,7 @@ def build_runtime(loaded: LoadedConfig) -> Runtime:
         spend_logs=not general.disable_spend_logs,
         retention_period=general.maximum_spend_logs_retention_period,
         retention_interval=general.maximum_spend_logs_retention_interval,
+        windows=windows,
     )
     load_models, models_version = database_loaders(tenancy.database)
     models = ModelCatalog(
@@ -209,12 +218,14 @@ def build_runtime(loaded: LoadedConfig) -> Runtime:
     for unpriced in prices.unpriced(deployments):
         loaded.warnings.append(f"no price for {unpriced}: its calls are charged $0")
     end_user_budget = extra.get("max_end_user_budget")
+    alerts = alerter(general_extra, loaded.warnings)
     budgets = BudgetGuard(
         tenancy.ledger,
         status=int(general_extra.get("budget_exceeded_status_code") or 422),
         default_end_user_budget=(
             Decimal(str(end_user_budget)) if end_user_budget is not None else None
         ),
+        alerts=alerts.budget,
     )
     keep_bodies = (
         general.store_prompts_in_spend_logs
@@ -228,6 +239,7 @@ def build_runtime(loaded: LoadedConfig) -> Runtime:
         Meter(prices, tenancy.ledger, tenancy.writer),
         bodies=SpendBodies.from_environment() if keep_bodies else None,
         cost_in_stream_usage=config.litellm_settings.include_cost_in_streaming_usage,
+        windows=windows,
     )
     return Runtime(
         loaded=loaded,
@@ -241,6 +253,7 @@ def build_runtime(loaded: LoadedConfig) -> Runtime:
         health=health,
         tenancy=tenancy,
         policy=tenant_policy,
+        alerts=alerts,
         models=models,
     )
 

@@ -285,8 +285,6 @@ NOT_YET_ACTED_ON: dict[str, frozenset[str]] = {
             "failure_callback",
             "cache",
             "cache_params",
-            "max_budget",
-            "budget_duration",
         }
     ),
     "general_settings": frozenset(),
@@ -294,5 +292,13 @@ NOT_YET_ACTED_ON: dict[str, frozenset[str]] = {
 
 # Known general_settings that Bastion acts on although they have no model field.
 GENERAL_SETTINGS_ACTED_ON = frozenset(
-    {"proxy_batch_write_at", "budget_exceeded_status_code", "store_model_in_db"}
+    {
+        "proxy_batch_write_at",
+        "budget_exceeded_status_code",
+        "store_model_in_db",
+        # services/alerts.py (budget alerts)
+        "alerting",
+        "alert_types",
+        "alert_to_webhook_url",
+    }
 )

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Literal
 
 from bastion.core.errors import BudgetExceededError
 from bastion.policy.auth import Principal, PrincipalKind
@@ -90,6 +91,25 @@ def charges_for(
     return charges
 
 
+@dataclass(frozen=True, slots=True)
+class BudgetEvent:
+    """A budget reached: ``soft_budget_crossed`` (the call goes on) or ``budget_crossed``
+    (the call is refused). Raised once per entity, limit and budget window."""
+
+    event: Literal["budget_crossed", "soft_budget_crossed"]
+    entity: EntityKey
+    label: str
+    spend: Decimal
+    limit: Decimal
+    reset_at: datetime | None
+
+
+_AlertKey = tuple[str, EntityKey, Decimal, datetime | None, bool]
+
+# How many (entity, window) alerts are remembered before past windows are dropped.
+_ALERTED_PRUNE_AT = 10_000
+
+
 class BudgetGuard:
     def __init__(
         self,
@@ -98,12 +118,15 @@ class BudgetGuard:
         status: int = 422,
         default_end_user_budget: Decimal | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        alerts: Callable[[BudgetEvent], None] | None = None,
     ) -> None:
         self.ledger = ledger
         self.status = status
         self.default_end_user_budget = default_end_user_budget
         self._clock = clock
-        self._soft_alerted: set[EntityKey] = set()
+        # Told each event once (services/alerts.py sends it off the request path).
+        self.alerts = alerts
+        self._alerted: dict[_AlertKey, datetime | None] = {}
 
     def check(self, charges: list[Charge]) -> None:
         now = self._clock()
@@ -113,8 +136,9 @@ class BudgetGuard:
                 limit = self.default_end_user_budget
             spend = self.current_spend(charge, now)
             if charge.soft_budget is not None and spend >= charge.soft_budget:
-                self._soft_alert(charge, spend)
+                self._alert("soft_budget_crossed", charge, spend, charge.soft_budget, now)
             if limit is not None and spend >= limit:
+                self._alert("budget_crossed", charge, spend, limit, now)
                 error = BudgetExceededError(
                     f"budget exceeded for {charge.label}: spend ${spend:.6f} has reached its "
                     f"max_budget of ${limit:.6f}"
@@ -130,15 +154,41 @@ class BudgetGuard:
         base = Decimal(0) if reset_at is not None and reset_at <= now else charge.spend
         return base + self.ledger.pending(charge.entity)
 
-    def _soft_alert(self, charge: Charge, spend: Decimal) -> None:
-        if charge.entity not in self._soft_alerted:
-            self._soft_alerted.add(charge.entity)
+    def _alert(
+        self,
+        event: Literal["budget_crossed", "soft_budget_crossed"],
+        charge: Charge,
+        spend: Decimal,
+        limit: Decimal,
+        now: datetime,
+    ) -> None:
+        """Once per entity, limit and window: a budget whose reset time has passed is in
+        a new window even before the snapshot says so."""
+        reset_at = _aware(charge.reset_at)
+        current = reset_at is None or reset_at > now
+        key = (event, charge.entity, limit, reset_at, current)
+        if key in self._alerted:
+            return
+        if len(self._alerted) >= _ALERTED_PRUNE_AT:  # forget windows that have ended
+            self._alerted = {k: end for k, end in self._alerted.items() if end is None or end > now}
+        self._alerted[key] = reset_at if current else None
+        budget_event = BudgetEvent(event, charge.entity, charge.label, spend, limit, reset_at)
+        if self.alerts is not None:
+            self.alerts(budget_event)
+        else:
             logger.warning(
-                "soft budget reached: %s has spent $%.6f, soft_budget $%.6f",
+                "%s: %s has spent $%.6f of $%.6f",
+                event.replace("_", " "),
                 charge.label,
                 spend,
-                charge.soft_budget,
+                limit,
             )
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    if moment is not None and moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment
 
 
 def _charge(entity: EntityKey, label: str, budget: BudgetFields) -> Charge:

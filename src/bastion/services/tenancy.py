@@ -9,6 +9,7 @@ from datetime import datetime
 from pathlib import Path
 
 from bastion.policy.auth_cache import AuthCache
+from bastion.policy.budget_windows import WindowBudgets
 from bastion.policy.ledger import SpendLedger
 from bastion.services.spend_process import SpendProcess
 from bastion.services.spend_retention import SpendLogRetention
@@ -79,12 +80,20 @@ class Tenancy:
         spend_logs: bool = True,
         retention_period: str | None = None,
         retention_interval: str | None = None,
+        windows: WindowBudgets | None = None,
     ) -> Tenancy:
         database = Database.connect(target, cipher=Cipher.from_environment(master_key))
         ledger = SpendLedger()
 
         async def load(now: datetime) -> AuthSnapshot:
-            return await load_auth_snapshot(database.engine, now)
+            snapshot = await load_auth_snapshot(database.engine, now)
+            if windows is not None:  # the global and per-model budgets' window spend
+                from bastion.storage.budget_windows import refresh_window_spend
+
+                await refresh_window_spend(
+                    database.engine, windows, snapshot, now, spend_logs=spend_logs
+                )
+            return snapshot
 
         spend_process = SpendProcess(target, write_logs=spend_logs)
         writer = SpendWriter(

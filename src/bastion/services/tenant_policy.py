@@ -19,6 +19,7 @@ from bastion.core.usage import Usage
 from bastion.policy.access import aliased_model, check_model_access
 from bastion.policy.auth import Principal
 from bastion.policy.auth_cache import AuthCache
+from bastion.policy.budget_windows import WindowBudgets
 from bastion.policy.budgets import BudgetGuard, charges_for
 from bastion.routing.model_table import ModelTable
 from bastion.services.gateway import CallOutcome
@@ -38,6 +39,7 @@ class TenantPolicy:
         keys: AuthCache,
         budgets: BudgetGuard,
         meter: Meter,
+        windows: WindowBudgets | None = None,
         *,
         bodies: SpendBodies | None = None,
         cost_in_stream_usage: bool = False,
@@ -46,6 +48,7 @@ class TenantPolicy:
         self.keys = keys
         self.budgets = budgets
         self.meter = meter
+        self.windows = windows
         self.bodies = bodies  # set only when spend logs keep message bodies
         self.cost_in_stream_usage = cost_in_stream_usage
 
@@ -69,6 +72,8 @@ class TenantPolicy:
         check_model_access(principal, model, self._access_groups)
         end_user = _end_user(body, dialect)
         charges = charges_for(principal, end_user, self.keys.snapshot)
+        if self.windows is not None:  # per-model key budgets, the global max_budget
+            charges += self.windows.charges(principal, requested)
         self.budgets.check(charges)
         strip_usage = False
         if stream and dialect is Dialect.OPENAI and operation in _USAGE_STREAMS:

@@ -9,7 +9,9 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from bastion.policy.budget_windows import ModelBudgetError, normalized_model_max_budget
 
 #: fields that map one-to-one onto columns of ``virtual_keys``
 COLUMN_FIELDS = (
@@ -69,6 +71,17 @@ class KeyFields(BaseModel):
     metadata: dict[str, Any] | None = None
     tags: list[str] | None = None
     blocked: bool | None = None
+
+    @field_validator("model_max_budget")
+    @classmethod
+    def _model_max_budget(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        """LiteLLM's ``{"gpt-4o": {"budget_limit": 0.5, "time_period": "1d"}}``, checked."""
+        if value is None:
+            return None
+        try:
+            return normalized_model_max_budget(value)
+        except ModelBudgetError as exc:
+            raise ValueError(str(exc)) from None
 
     def column_changes(self) -> dict[str, Any]:
         """The column fields the client sent (an explicit null clears a field)."""
