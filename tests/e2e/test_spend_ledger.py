@@ -372,3 +372,32 @@ def test_by_default_no_bodies_are_stored_and_stream_usage_has_no_cost(
     for request_id, call in made.items():
         assert D(rows[request_id]["spend"]) == COST[call.model]
         assert rows[request_id]["messages"] == {} and rows[request_id]["response"] == {}
+
+
+def test_the_gateway_deletes_expired_spend_logs_and_keeps_the_totals(
+    upstream: FixedUsageUpstream,
+) -> None:
+    config = {
+        "model_list": models(upstream.base_url),
+        "general_settings": {
+            "master_key": MASTER_KEY,
+            "proxy_batch_write_at": 0.2,
+            "maximum_spend_logs_retention_period": "1s",
+            "maximum_spend_logs_retention_interval": "1s",
+        },
+    }
+    with running(config) as gw:
+        key = str(admin(gw, "/key/generate", {"key_alias": "short-lived"})["key"])
+        replay(gw, key, Call("short-lived", "gpt", "openai", stream=False))
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            spent = D(read(gw, "/key/info", key=key)["info"]["spend"])
+            if spent == GPT and read(gw, "/spend/logs") == []:
+                break  # written, then deleted by the retention job
+            time.sleep(0.2)
+        else:
+            pytest.fail("the retention job did not delete the expired spend-log row in 20 s")
+        assert "spend-log retention: deleted 1 rows" in gw.log()
+        # The daily totals (what /global/spend/* reports) outlive the deleted rows.
+        by_model = {r["model"]: D(r["total_spend"]) for r in read(gw, "/global/spend/models")}
+        assert by_model == {"gpt": GPT}
