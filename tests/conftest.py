@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.redis_service import redis_prefix, redis_url  # noqa: F401 (fixtures)
+
 POSTGRES_ADMIN_URL = os.environ.get(
     "BASTION_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
 )

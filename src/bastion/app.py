@@ -21,6 +21,8 @@ from bastion.interfaces.http.app import BastionApp, Handler, LazyApp
 from bastion.interfaces.http.count_tokens import CountTokensEndpoint
 from bastion.interfaces.http.info import InfoEndpoints
 from bastion.interfaces.http.llm import LLMEndpoints
+from bastion.limits.limiter import RateLimiter
+from bastion.limits.setup import build_rate_limiter
 from bastion.policy.auth import Authenticator
 from bastion.policy.budgets import BudgetGuard
 from bastion.policy.pricing import PriceBook
@@ -79,11 +81,14 @@ class Runtime:
     health: HealthChecker
     tenancy: Tenancy
     policy: TenantPolicy
+    limits: RateLimiter | None = None
     models: ModelCatalog | None = None
     alerts: Alerter | None = None
 
     async def start(self) -> None:
         await self.http.start()
+        if self.limits is not None:
+            await self.limits.start()
         await self.tenancy.start()
         if self.alerts is not None:
             await self.alerts.start()
@@ -109,6 +114,8 @@ class Runtime:
             await self.models.stop()
         await self.health.stop()
         await self.tenancy.stop()
+        if self.limits is not None:
+            await self.limits.stop()
         if self.alerts is not None:
             await self.alerts.stop()
         await self.http.close()
@@ -253,6 +260,9 @@ def build_runtime(loaded: LoadedConfig) -> Runtime:
         health=health,
         tenancy=tenancy,
         policy=tenant_policy,
+        limits=build_rate_limiter(
+            config, deployments, source=loaded.source, dynamic_deployments=bool(stored_models)
+        ),
         alerts=alerts,
         models=models,
     )
@@ -261,8 +271,12 @@ def build_runtime(loaded: LoadedConfig) -> Runtime:
 def create_app(loaded: LoadedConfig) -> BastionApp:
     runtime = build_runtime(loaded)
     max_mb = runtime.loaded.config.general_settings.max_request_size_mb or DEFAULT_MAX_BODY_MB
-    llm = LLMEndpoints(runtime.gateway, runtime.auth, int(max_mb * 1_048_576), runtime.policy)
-    info = InfoEndpoints(runtime.table, runtime.auth, runtime.health, runtime.tenancy)
+    llm = LLMEndpoints(
+        runtime.gateway, runtime.auth, int(max_mb * 1_048_576), runtime.policy, runtime.limits
+    )
+    info = InfoEndpoints(
+        runtime.table, runtime.auth, runtime.health, runtime.tenancy, limits=runtime.limits
+    )
     counter = TokenCountService(runtime.router)
     tokens = CountTokensEndpoint(counter, runtime.auth, int(max_mb * 1_048_576))
 

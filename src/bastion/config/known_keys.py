@@ -272,10 +272,6 @@ NOT_YET_ACTED_ON: dict[str, frozenset[str]] = {
             "content_policy_fallbacks",
             "retry_policy",
             "enable_pre_call_checks",
-            "redis_host",
-            "redis_port",
-            "redis_password",
-            "redis_url",
         }
     ),
     "litellm_settings": frozenset(
@@ -301,4 +297,11 @@ GENERAL_SETTINGS_ACTED_ON = frozenset(
         "alert_types",
         "alert_to_webhook_url",
     }
+)
+
+# Rate limits (bastion.limits): Bastion's own general_settings, and LiteLLM's that it acts on.
+_RATE_LIMIT_SETTINGS = frozenset({"rate_limit_fail_closed", "rate_limit_redis_prefix"})
+GENERAL_SETTINGS = GENERAL_SETTINGS | _RATE_LIMIT_SETTINGS
+GENERAL_SETTINGS_ACTED_ON = (
+    GENERAL_SETTINGS_ACTED_ON | _RATE_LIMIT_SETTINGS | {"global_max_parallel_requests"}
 )

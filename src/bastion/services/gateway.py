@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,7 +49,10 @@ class GatewayService:
         raw: bytes | None = None,
         client_headers: dict[str, str] | None = None,
         files: list[FilePart] | None = None,
+        admit: Callable[[Deployment], Awaitable[None]] | None = None,
     ) -> CallOutcome:
+        """``admit`` is awaited with each deployment before it is called (rate limits:
+        bastion.limits); it raises to refuse the request or that deployment."""
         model = body["model"]
         call = ProviderCall(
             operation,
@@ -95,6 +98,8 @@ class GatewayService:
                     provider=deployment.provider_name,
                     error_type="authentication_error",
                 )
+            if admit is not None:
+                await admit(deployment)
             started = time.perf_counter()
             try:
                 if dialect in provider.dialects:

@@ -9,7 +9,7 @@ it on the next request) and queued for the database (services/spend_writer.py).
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -55,6 +55,8 @@ class CallContext:
     model_group: str
     started: datetime
     tags: Sequence[str] = ()
+    # Told the call's usage when it is charged (rate limits settle their token counts).
+    on_usage: Callable[[Usage], None] | None = None
     # What the spend-log row keeps of the request (store_prompts_in_spend_logs only).
     messages: Any = None
 
@@ -95,6 +97,8 @@ class Meter:
     ) -> Decimal:
         amount = self.cost_of(context, deployment, usage, images=images)
         self.ledger.add((c.entity for c in context.charges), amount)
+        if context.on_usage is not None:
+            context.on_usage(usage)
         principal = context.principal
         key = principal.key if principal.kind is PrincipalKind.KEY else None
         self.writer.record(

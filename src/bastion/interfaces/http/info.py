@@ -10,6 +10,7 @@ from bastion import __version__
 from bastion.core.errors import BastionError
 from bastion.interfaces.http.asgi import Receive, Scope, Send, send_json
 from bastion.interfaces.http.llm import send_error
+from bastion.limits.limiter import RateLimiter
 from bastion.policy.auth import Authenticator, extract_key
 from bastion.routing.model_table import ModelTable
 from bastion.services.health import HealthChecker, public_params
@@ -23,11 +24,14 @@ class InfoEndpoints:
         auth: Authenticator,
         health: HealthChecker,
         tenancy: Tenancy | None = None,
+        *,
+        limits: RateLimiter | None = None,
     ) -> None:
         self.table = table
         self.auth = auth
         self.checker = health
         self.tenancy = tenancy
+        self.limits = limits
         self.created = int(time.time())
 
     async def models(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -75,6 +79,7 @@ class InfoEndpoints:
                 "litellm_version": __version__,
                 "bastion_version": __version__,
                 "success_callbacks": [],
+                **({"rate_limits": self.limits.status()} if self.limits is not None else {}),
             },
         )
 

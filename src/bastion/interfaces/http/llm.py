@@ -27,7 +27,8 @@ from bastion.interfaces.http.asgi import (
     send_response,
 )
 from bastion.interfaces.http.errors import error_body, stream_error_event
-from bastion.policy.auth import Authenticator, extract_key
+from bastion.limits.limiter import LimitTicket, RateLimiter
+from bastion.policy.auth import Authenticator, Principal, extract_key
 from bastion.services.gateway import CallOutcome, GatewayService
 from bastion.services.metering import CallContext
 from bastion.services.tenant_policy import TenantPolicy
@@ -48,11 +49,13 @@ class LLMEndpoints:
         auth: Authenticator,
         max_body_bytes: int,
         policy: TenantPolicy | None = None,
+        limits: RateLimiter | None = None,
     ) -> None:
         self.service = service
         self.auth = auth
         self.max_body_bytes = max_body_bytes
         self.policy = policy
+        self.limits = limits
 
     async def handle(
         self,
@@ -62,6 +65,23 @@ class LLMEndpoints:
         operation: Operation,
         path_model: str | None = None,
         dialect: Dialect = Dialect.OPENAI,
+    ) -> None:
+        tickets: list[LimitTicket] = []
+        try:
+            await self._handle(scope, receive, send, operation, path_model, dialect, tickets)
+        finally:
+            for ticket in tickets:  # rate limits: real tokens, parallel slots freed
+                ticket.finish()
+
+    async def _handle(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        operation: Operation,
+        path_model: str | None,
+        dialect: Dialect,
+        tickets: list[LimitTicket],
     ) -> None:
         started = time.perf_counter()
         call_id = str(uuid.uuid4())
@@ -96,6 +116,9 @@ class LLMEndpoints:
                     stream=stream,
                     request_id=call_id,
                 )
+            ticket = self._ticket(principal, body, len(raw), operation, call_id, context)
+            if ticket is not None:
+                tickets.append(ticket)
             outcome = await self.service.call(
                 operation,
                 body,
@@ -104,7 +127,10 @@ class LLMEndpoints:
                 raw=raw,
                 client_headers=client_headers,
                 files=files,
+                admit=ticket.admit if ticket is not None else None,
             )
+            if ticket is not None:
+                ticket.served_by(outcome.deployment)
         except ClientDisconnected:
             return
         except BastionError as error:
@@ -115,6 +141,8 @@ class LLMEndpoints:
             await send_error(send, _internal_error(), call_id, dialect)
             return
         headers = _outcome_headers(outcome, body["model"], call_id, started)
+        if tickets:
+            headers.extend(tickets[0].headers())
         if context is not None and self.policy is not None:
             headers.extend(self._meter(context, outcome, strip_usage))
         if outcome.response is not None:
@@ -124,6 +152,33 @@ class LLMEndpoints:
             )
         else:
             await relay_stream(receive, send, outcome, headers, dialect)
+
+    def _ticket(
+        self,
+        principal: Principal,
+        body: dict[str, Any],
+        body_bytes: int,
+        operation: Operation,
+        call_id: str,
+        context: CallContext | None,
+    ) -> LimitTicket | None:
+        if self.limits is None:
+            return None
+        model = body["model"]
+        requested = context.model_group if context is not None else model
+        ticket = self.limits.ticket_for(
+            principal,
+            request_id=call_id,
+            models=(requested,) if requested == model else (requested, model),
+            end_user=context.end_user if context is not None else None,
+            snapshot=self.policy.keys.snapshot if self.policy is not None else None,
+            body=body,
+            body_bytes=body_bytes,
+            operation=operation,
+        )
+        if ticket is not None and context is not None:
+            context.on_usage = ticket.record_usage
+        return ticket
 
     def _meter(self, context: CallContext, outcome: CallOutcome, strip_usage: bool) -> Headers:
         """Charges an answer now (cost headers) or arranges for a stream to be charged."""

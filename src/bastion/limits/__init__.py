@@ -1,0 +1,12 @@
+"""Rate limits: rpm, tpm and parallel requests, counted in-process or on Redis.
+
+counters.py   what is counted (Counter) and the 60 s fixed windows
+plan.py       which counters a request touches (key, user, team, member,
+              end user, model per key, deployment, global): pure
+estimate.py   the tokens a call reserves before it is made
+backend.py    the port: CounterBackend, Decision
+memory.py     in-process backend (one worker)
+redis_backend.py  Redis backend: one Lua script, one round trip per admission
+limiter.py    RateLimiter: picks the backend, falls back when Redis is away,
+              turns a refusal into a 429; LimitTicket settles after the call
+"""

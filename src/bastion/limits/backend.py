@@ -1,0 +1,42 @@
+"""The port every counter store implements (in-process, Redis)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from bastion.limits.counters import Counter
+
+
+@dataclass(slots=True)
+class Decision:
+    """The answer to one admission.
+
+    Allowed: every counter was incremented, ``values`` holds each one's new value.
+    Refused: nothing was incremented; ``refused`` is the index of the first counter
+    at its limit and ``values[refused]`` its value.
+    """
+
+    allowed: bool
+    window: int
+    values: list[int] = field(default_factory=list)
+    refused: int = -1
+
+
+class CounterBackend(Protocol):
+    name: str
+
+    async def acquire(
+        self, counters: Sequence[Counter], tokens: int, request_id: str, now: float
+    ) -> Decision:
+        """Check every counter and, only if none is at its limit, count the request
+        (rpm +1, tpm +tokens, parallel: hold a slot for ``request_id``), atomically."""
+        ...
+
+    async def settle(
+        self, counters: Sequence[Counter], window: int, token_delta: int, request_id: str
+    ) -> None:
+        """After the call: correct tpm counters of ``window`` by ``token_delta``
+        (real usage minus the reservation) and free ``request_id``'s parallel slots."""
+        ...
