@@ -6,10 +6,16 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+import pytest
 import sqlalchemy as sa
 
+from bastion.core.errors import BudgetExceededError
+from bastion.policy.auth import Principal, PrincipalKind
+from bastion.policy.budgets import BudgetGuard, charges_for
+from bastion.policy.ledger import SpendLedger
 from bastion.storage import Database, SpendRecord, apply_spend_batch, hash_key, reset_budgets
 from bastion.storage.models import Budget, EndUser, Team, User, VirtualKey
+from bastion.storage.snapshot import load_auth_snapshot
 from tests.storage.conftest import FakeClock
 
 DAILY, WEEKLY, MONTHLY = hash_key("sk-daily"), hash_key("sk-weekly"), hash_key("sk-monthly")
@@ -137,3 +143,53 @@ async def test_configured_timezone_and_invalid_stored_duration(
         assert row.spend == 0
         assert row.budget_reset_at == datetime(2025, 3, 14, 15, 0, tzinfo=UTC)
         assert (await s.keys.get(WEEKLY)).spend == Decimal(1)  # skipped, logged, not fatal
+
+
+async def test_a_refused_team_is_served_again_after_its_reset(
+    db: Database, clock: FakeClock
+) -> None:
+    """The whole loop with a fake clock: spend in the database, the snapshot, the check."""
+    async with db.transaction() as s:
+        await s.teams.create(Team(team_id="team", max_budget=Decimal(1), budget_duration="1d"))
+        await s.keys.create(VirtualKey(token=DAILY, team_id="team"))
+    await apply_spend_batch(
+        db.engine,
+        [
+            SpendRecord(
+                request_id="r1",
+                spend=Decimal("1.5"),
+                start_time=clock.now,
+                api_key=DAILY,
+                team_id="team",
+            )
+        ],
+    )
+    guard = BudgetGuard(SpendLedger(), clock=clock)
+
+    async def check() -> None:
+        snapshot = await load_auth_snapshot(db.engine, clock.now)
+        principal = Principal(
+            PrincipalKind.KEY, key=snapshot.keys[DAILY], team=snapshot.teams["team"]
+        )
+        guard.check(charges_for(principal, None, snapshot))
+
+    with pytest.raises(BudgetExceededError, match="resets at 2025-03-13T00:00:00"):
+        await check()
+    clock.now = datetime(2025, 3, 13, 0, 0, 1, tzinfo=UTC)
+    await check()  # past its reset time: fresh before the reset job has run
+    assert (await reset_budgets(db.engine, clock.now)).reset["team"] == 1
+    await check()
+    await apply_spend_batch(
+        db.engine,
+        [
+            SpendRecord(
+                request_id="r2",
+                spend=Decimal(1),
+                start_time=clock.now,
+                api_key=DAILY,
+                team_id="team",
+            )
+        ],
+    )
+    with pytest.raises(BudgetExceededError, match="resets at 2025-03-14T00:00:00"):
+        await check()
