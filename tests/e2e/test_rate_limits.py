@@ -224,3 +224,33 @@ def test_without_redis_the_gateway_serves_on_local_counters(
         assert ready["rate_limits"]["redis"]["url"] == f"redis://127.0.0.1:{closed}/0"
         log = gw.log()
         assert log.count("is unreachable") == 1, log
+
+
+def test_tpm_reserves_an_estimate_and_settles_with_the_real_usage(
+    two_gateways: list[GatewayProcess],
+) -> None:
+    first, _ = two_gateways
+    key = new_key(first, tpm_limit=100_000)
+    avoid_minute_edge()
+    client = openai.OpenAI(base_url=f"{first.url}/v1", api_key=key, max_retries=0)
+    ask: dict[str, Any] = {"model": "gpt", "messages": MESSAGES, "max_tokens": 500}
+    raw = client.chat.completions.with_raw_response.create(**ask)
+    reserved = 100_000 - int(raw.headers["x-ratelimit-remaining-tokens"])
+    assert reserved > 500  # max_tokens plus the prompt's estimate
+    assert raw.headers["x-ratelimit-limit-tokens"] == "100000"
+    usage = raw.parse().usage
+    assert usage is not None and usage.total_tokens < reserved
+    # A stream settles from its final usage chunk (asked for on the client's behalf).
+    chunks = list(client.chat.completions.create(**ask, stream=True))
+    assert chunks and all(c.usage is None for c in chunks)
+
+    expected = 100_000 - 2 * usage.total_tokens - reserved
+    deadline = time.monotonic() + 10
+    while True:  # settling is sent after the answer: it lands a moment later
+        probe = client.chat.completions.with_raw_response.create(**ask)
+        remaining = int(probe.headers["x-ratelimit-remaining-tokens"])
+        if remaining == expected:
+            break
+        assert time.monotonic() < deadline, (remaining, expected)
+        expected -= usage.total_tokens  # this probe's own usage settles too
+        time.sleep(0.1)
