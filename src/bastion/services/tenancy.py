@@ -121,6 +121,8 @@ class Tenancy:
             logger.error("could not load virtual keys from the database: %s", exc)
             self.keys.start_polling()
         await self.writer.start()
+        if self.spend_process is not None:
+            self.spend_process.start_soon()
         self._reset_task = asyncio.create_task(self._reset_budgets())
         if self.retention is not None:
             self.retention.start()

@@ -14,6 +14,7 @@ from typing import Protocol
 from bastion.core.deployment import Operation
 from bastion.core.dialect import Dialect
 from bastion.core.errors import InvalidRequestError, NotFoundError
+from bastion.core.heap import settle_heap
 from bastion.interfaces.http.asgi import Receive, Scope, Send
 from bastion.interfaces.http.info import InfoEndpoints
 from bastion.interfaces.http.llm import LLMEndpoints, send_error
@@ -143,6 +144,7 @@ class BastionApp:
                     logger.exception("startup failed")
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
+                settle_heap()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 try:
