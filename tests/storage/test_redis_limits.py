@@ -229,3 +229,16 @@ async def test_fail_open_counts_locally_while_redis_is_away(redis_prefix: str) -
             await second.admit(DEPLOYMENT)
     finally:
         await limiter.stop()
+
+
+async def test_many_settlements_go_in_one_call(redis_url: str, redis_prefix: str) -> None:
+    async with client(redis_url) as redis:
+        backend = RedisBackend(redis, redis_prefix)
+        now = time.time()
+        held = [await backend.acquire([TPM, PAR], 10, f"r{i}", now) for i in range(2)]
+        assert [d.values for d in held] == [[10, 1], [20, 2]]
+        await backend.settle_many(
+            [([TPM, PAR], held[0].window, -7, "r0"), ([TPM, PAR], held[1].window, 5, "r1")]
+        )
+        after = await backend.acquire([TPM, PAR], 0, "r2", now)
+        assert after.values == [18, 1]  # 10-7 + 10+5; both slots freed, r2 holds one

@@ -34,7 +34,7 @@ from bastion.limits.counters import Counter, Kind, seconds_to_next_window
 from bastion.limits.estimate import estimate_tokens
 from bastion.limits.memory import MemoryBackend
 from bastion.limits.plan import deployment_counters, principal_counters
-from bastion.limits.redis_backend import RedisBackend
+from bastion.limits.redis_backend import RedisBackend, Settlement
 from bastion.policy.auth import Principal
 from bastion.storage.redis_link import UNREACHABLE, RedisLink
 from bastion.storage.snapshot import AuthSnapshot
@@ -82,8 +82,9 @@ class RateLimiter:
         self.global_max_parallel = global_max_parallel
         self.deployment_limits = deployment_limits
         self.clock = clock
-        self._settling: set[asyncio.Task[None]] = set()
-        self._settle_failures = 0
+        self._to_settle: list[Settlement] = []
+        self._settler: asyncio.Task[None] | None = None
+        self.settle_failures = 0
 
     def ticket(
         self, request_id: str, counters: list[Counter], tokens: Callable[[], int]
@@ -163,30 +164,36 @@ class RateLimiter:
         return self.local, self.local.acquire_now(counters, tokens, now)
 
     def settle(self, held: _Held, token_delta: int, request_id: str) -> None:
-        """Settle in the background (Redis) or at once (memory); never raises."""
+        """Settle at once (memory) or queue for Redis; never raises.
+
+        One task sends the queue: while one batch is on its way to Redis the next
+        settlements wait and go together in the following call, so under load many
+        requests share a round trip.
+        """
         if isinstance(held.backend, MemoryBackend):
             held.backend.settle_now(held.counters, held.window, token_delta)
             return
-        task = asyncio.get_running_loop().create_task(
-            self._settle_remote(held, token_delta, request_id)
-        )
-        self._settling.add(task)
-        task.add_done_callback(self._settling.discard)
+        self._to_settle.append((held.counters, held.window, token_delta, request_id))
+        if self._settler is None or self._settler.done():
+            self._settler = asyncio.get_running_loop().create_task(self._send_settlements())
 
-    async def _settle_remote(self, held: _Held, token_delta: int, request_id: str) -> None:
-        try:
-            await held.backend.settle(held.counters, held.window, token_delta, request_id)
-        except (*UNREACHABLE, RedisError) as exc:
-            if self.link is not None:
-                self.link.failed(exc)
-            self._settle_failures += 1
-        except Exception:
-            logger.exception("could not settle rate-limit counters of request %s", request_id)
+    async def _send_settlements(self) -> None:
+        while self._to_settle and self.shared is not None:
+            batch, self._to_settle = self._to_settle, []
+            try:
+                await self.shared.settle_many(batch)
+            except (*UNREACHABLE, RedisError) as exc:
+                # Lost: tokens stay reserved until the window ends, slots lapse with their lease.
+                if self.link is not None:
+                    self.link.failed(exc)
+                self.settle_failures += len(batch)
+            except Exception:
+                logger.exception("could not settle rate-limit counters of %d requests", len(batch))
 
     async def drain(self) -> None:
-        """Wait for background settles (shutdown, tests)."""
-        while self._settling:
-            await asyncio.gather(*list(self._settling), return_exceptions=True)
+        """Wait until queued settlements are sent (shutdown, tests)."""
+        while self._settler is not None and not self._settler.done():
+            await asyncio.gather(self._settler, return_exceptions=True)
 
 
 class LimitTicket:
