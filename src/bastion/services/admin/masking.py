@@ -27,5 +27,14 @@ def mask_value(value: Any) -> Any:
 
 
 def masked(values: Mapping[str, Any]) -> dict[str, Any]:
-    """``values`` with every secret-looking field masked; the others as they are."""
-    return {k: mask_value(v) if is_secret_name(k) else v for k, v in values.items()}
+    """``values`` with every secret-looking field masked (in nested objects too, such
+    as ``extra_headers``); the others as they are."""
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if is_secret_name(key):
+            out[key] = mask_value(value)
+        elif isinstance(value, Mapping):
+            out[key] = masked(value)
+        else:
+            out[key] = value
+    return out
