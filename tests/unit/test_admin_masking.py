@@ -28,3 +28,14 @@ def test_secret_fields_are_masked_and_the_rest_shown() -> None:
         "rpm": 10,
         "azure_ad_token": None,
     }
+
+
+def test_stored_headers_are_encrypted_at_rest_like_keys() -> None:
+    from bastion.storage.crypto import Cipher
+    from bastion.storage.repositories.catalog import decrypt_params, encrypt_params
+
+    cipher = Cipher("a-salt-key-for-this-test-0001")
+    params = {"model": "openai/x", "extra_headers": {"Authorization": "Bearer hidden-token"}}
+    stored = encrypt_params(params, cipher)
+    assert "hidden-token" not in str(stored) and stored["model"] == "openai/x"
+    assert decrypt_params(stored, cipher) == params

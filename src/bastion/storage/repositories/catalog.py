@@ -33,6 +33,8 @@ _SECRET_NAMES = frozenset(
         "aws_session_token",
         "azure_ad_token",
         "client_secret",
+        "extra_headers",  # may carry an Authorization header
+        "headers",
         "password",
         "vertex_credentials",
     }
