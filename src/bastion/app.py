@@ -11,6 +11,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from bastion.cache.service import ResponseCache
+from bastion.cache.setup import build_response_cache
 from bastion.config.loader import LoadedConfig, load_config_file, load_config_text
 from bastion.config.model import ModelEntry, ProxyConfig
 from bastion.core.deployment import Deployment
@@ -84,11 +86,14 @@ class Runtime:
     limits: RateLimiter | None = None
     models: ModelCatalog | None = None
     alerts: Alerter | None = None
+    cache: ResponseCache | None = None
 
     async def start(self) -> None:
         await self.http.start()
         if self.limits is not None:
             await self.limits.start()
+        if self.cache is not None:
+            await self.cache.start()
         await self.tenancy.start()
         if self.alerts is not None:
             await self.alerts.start()
@@ -114,6 +119,8 @@ class Runtime:
             await self.models.stop()
         await self.health.stop()
         await self.tenancy.stop()
+        if self.cache is not None:
+            await self.cache.stop()
         if self.limits is not None:
             await self.limits.stop()
         if self.alerts is not None:
@@ -248,6 +255,9 @@ def build_runtime(loaded: LoadedConfig) -> Runtime:
         cost_in_stream_usage=config.litellm_settings.include_cost_in_streaming_usage,
         windows=windows,
     )
+    limits = build_rate_limiter(
+        config, deployments, source=loaded.source, dynamic_deployments=bool(stored_models)
+    )
     return Runtime(
         loaded=loaded,
         http=http,
@@ -260,11 +270,12 @@ def build_runtime(loaded: LoadedConfig) -> Runtime:
         health=health,
         tenancy=tenancy,
         policy=tenant_policy,
-        limits=build_rate_limiter(
-            config, deployments, source=loaded.source, dynamic_deployments=bool(stored_models)
-        ),
+        limits=limits,
         alerts=alerts,
         models=models,
+        cache=build_response_cache(
+            config, table, loaded.warnings, source=loaded.source, limits=limits
+        ),
     )
 
 
@@ -272,10 +283,20 @@ def create_app(loaded: LoadedConfig) -> BastionApp:
     runtime = build_runtime(loaded)
     max_mb = runtime.loaded.config.general_settings.max_request_size_mb or DEFAULT_MAX_BODY_MB
     llm = LLMEndpoints(
-        runtime.gateway, runtime.auth, int(max_mb * 1_048_576), runtime.policy, runtime.limits
+        runtime.gateway,
+        runtime.auth,
+        int(max_mb * 1_048_576),
+        runtime.policy,
+        runtime.limits,
+        runtime.cache,
     )
     info = InfoEndpoints(
-        runtime.table, runtime.auth, runtime.health, runtime.tenancy, limits=runtime.limits
+        runtime.table,
+        runtime.auth,
+        runtime.health,
+        runtime.tenancy,
+        limits=runtime.limits,
+        cache=runtime.cache,
     )
     counter = TokenCountService(runtime.router)
     tokens = CountTokensEndpoint(counter, runtime.auth, int(max_mb * 1_048_576))

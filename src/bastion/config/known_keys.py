@@ -279,8 +279,6 @@ NOT_YET_ACTED_ON: dict[str, frozenset[str]] = {
             "callbacks",
             "success_callback",
             "failure_callback",
-            "cache",
-            "cache_params",
         }
     ),
     "general_settings": frozenset(),

@@ -10,7 +10,8 @@ In order, the first that names a server wins:
    ``REDIS_PASSWORD`` (and ``REDIS_USERNAME``, ``REDIS_SSL``).
 
 Within 2 and 3 a missing host, port or password is taken from the environment, as
-LiteLLM's cache does. Shared by the rate limiter and (later) the response cache.
+LiteLLM's cache does. Shared by the rate limiter and the response cache (which reads
+``cache_params`` first: :func:`cache_redis_settings`).
 """
 
 from __future__ import annotations
@@ -78,6 +79,15 @@ def resolve_redis_settings(
     if env.get("REDIS_HOST"):
         return _from_env("REDIS_HOST", env)
     return None
+
+
+def cache_redis_settings(
+    config: ProxyConfig, environ: Mapping[str, str] | None = None
+) -> RedisSettings:
+    """The Redis of the response cache (``cache_params`` with ``type: redis``): its own
+    ``url`` / ``host`` ... first, then the environment, as LiteLLM's cache reads them."""
+    env = os.environ if environ is None else environ
+    return _from_cache_params(config.litellm_settings.cache_params or {}, env)
 
 
 def _from_cache_params(params: Mapping[str, Any], env: Mapping[str, str]) -> RedisSettings:

@@ -59,6 +59,9 @@ class CallContext:
     on_usage: Callable[[Usage], None] | None = None
     # What the spend-log row keeps of the request (store_prompts_in_spend_logs only).
     messages: Any = None
+    # The response cache (bastion.cache): the request's key, and whether it was a hit.
+    cache_key: str | None = None
+    cache_hit: bool = False
 
 
 class Meter:
@@ -95,7 +98,12 @@ class Meter:
         status: str = "success",
         response: Any = None,
     ) -> Decimal:
-        amount = self.cost_of(context, deployment, usage, images=images)
+        # A cache hit costs nothing: no upstream call was made.
+        amount = (
+            Decimal(0)
+            if context.cache_hit
+            else self.cost_of(context, deployment, usage, images=images)
+        )
         self.ledger.add((c.entity for c in context.charges), amount)
         if context.on_usage is not None:
             context.on_usage(usage)
@@ -127,6 +135,7 @@ class Meter:
                 cached_tokens=usage.cached_input_tokens,
                 cache_creation_tokens=usage.cache_creation_input_tokens,
                 reasoning_tokens=usage.reasoning_tokens,
+                cache_hit=context.cache_hit,
                 request_tags=tuple(context.tags),
                 messages=context.messages,
                 response=response,
@@ -135,6 +144,7 @@ class Meter:
                     "user_api_key_team_alias": (
                         principal.team.team_alias if principal.team is not None else None
                     ),
+                    **({"cache_key": context.cache_key} if context.cache_key else {}),
                 },
             )
         )

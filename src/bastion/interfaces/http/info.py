@@ -7,6 +7,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from bastion import __version__
+from bastion.cache.service import ResponseCache
 from bastion.core.errors import BastionError
 from bastion.interfaces.http.asgi import Receive, Scope, Send, send_json
 from bastion.interfaces.http.llm import send_error
@@ -26,12 +27,14 @@ class InfoEndpoints:
         tenancy: Tenancy | None = None,
         *,
         limits: RateLimiter | None = None,
+        cache: ResponseCache | None = None,
     ) -> None:
         self.table = table
         self.auth = auth
         self.checker = health
         self.tenancy = tenancy
         self.limits = limits
+        self.cache = cache
         self.created = int(time.time())
 
     async def models(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -75,11 +78,12 @@ class InfoEndpoints:
             {
                 "status": "unhealthy" if db == "disconnected" else "healthy",
                 "db": db,
-                "cache": None,
+                "cache": self.cache.type if self.cache is not None else None,
                 "litellm_version": __version__,
                 "bastion_version": __version__,
                 "success_callbacks": [],
                 **({"rate_limits": self.limits.status()} if self.limits is not None else {}),
+                **({"cache_details": self.cache.status()} if self.cache is not None else {}),
             },
         )
 

@@ -9,6 +9,7 @@ import uuid
 from typing import Any
 
 from bastion import __version__
+from bastion.cache.service import CachePlan, ResponseCache
 from bastion.core.deployment import Operation
 from bastion.core.dialect import Dialect
 from bastion.core.errors import BastionError, UpstreamError
@@ -26,6 +27,7 @@ from bastion.interfaces.http.asgi import (
     read_body,
     send_response,
 )
+from bastion.interfaces.http.cached import send_cached
 from bastion.interfaces.http.errors import error_body, stream_error_event
 from bastion.limits.limiter import LimitTicket, RateLimiter
 from bastion.policy.auth import Authenticator, Principal, extract_key
@@ -50,12 +52,14 @@ class LLMEndpoints:
         max_body_bytes: int,
         policy: TenantPolicy | None = None,
         limits: RateLimiter | None = None,
+        cache: ResponseCache | None = None,
     ) -> None:
         self.service = service
         self.auth = auth
         self.max_body_bytes = max_body_bytes
         self.policy = policy
         self.limits = limits
+        self.cache = cache  # None when litellm_settings.cache is off: nothing is hashed
 
     async def handle(
         self,
@@ -87,6 +91,7 @@ class LLMEndpoints:
         call_id = str(uuid.uuid4())
         context: CallContext | None = None
         strip_usage = False
+        plan: CachePlan | None = None
         try:
             principal = self.auth.authenticate(extract_key(scope["headers"]))
             raw = await read_body(scope, receive, self.max_body_bytes)
@@ -116,6 +121,25 @@ class LLMEndpoints:
                     stream=stream,
                     request_id=call_id,
                 )
+            if self.cache is not None:
+                plan = self.cache.plan(operation, dialect, body, stream)
+                if plan is not None:
+                    if context is not None:
+                        context.cache_key = plan.key
+                    hit = await self.cache.lookup(plan)
+                    if hit is not None:
+                        await send_cached(
+                            send,
+                            hit,
+                            plan,
+                            call_id=call_id,
+                            model=body["model"],
+                            started=started,
+                            table=self.cache.table,
+                            policy=self.policy,
+                            context=context,
+                        )
+                        return
             ticket = self._ticket(principal, body, len(raw), operation, call_id, context)
             if ticket is not None:
                 tickets.append(ticket)
@@ -150,7 +174,11 @@ class LLMEndpoints:
             await send_response(
                 send, response.status, response.body, headers, response.content_type
             )
+            if plan is not None and self.cache is not None:  # stored after the answer left
+                self.cache.keep_answer(plan, outcome.deployment, response)
         else:
+            if plan is not None and self.cache is not None and outcome.stream is not None:
+                outcome.stream = self.cache.recording(plan, outcome.deployment, outcome.stream)
             await relay_stream(receive, send, outcome, headers, dialect)
 
     def _ticket(
