@@ -364,3 +364,33 @@ def test_without_store_model_in_db_model_new_says_how_to_enable_it(
         assert "store_model_in_db" in error["message"]
         # Credentials are stored regardless, as in LiteLLM.
         ok(gw.post("/credentials", {"credential_name": "c", "credential_values": {"k": "v"}}))
+
+
+def test_with_two_workers_a_new_model_reaches_both(
+    upstream: MockOpenAIUpstream, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Each call opens a new connection, so calls land on both workers; only after the
+    other worker's poll has loaded the model do twenty calls in a row succeed."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('models-workers') / 'bastion.db'}"
+    process = GatewayProcess(
+        _config(url), env={"LITELLM_SALT_KEY": SALT}, args=["--workers", "2"], startup_timeout=30
+    )
+    with process:
+        gw = Gateway(process, url)
+        body = {
+            "model_name": "two-workers",
+            "litellm_params": {
+                "model": "openai/gpt-4o",
+                "api_base": upstream.openai_base,
+                "api_key": UPSTREAM_KEY,
+            },
+            "model_info": {"id": "tw-1"},
+        }
+        ok(gw.post("/model/new", body))
+
+        def all_answer(expected: int) -> bool:
+            return all(status_of(lambda: gw.chat("two-workers")) == expected for _ in range(20))
+
+        eventually(lambda: all_answer(200), "twenty calls in a row succeed on both workers")
+        ok(gw.post("/model/delete", {"id": "tw-1"}))
+        eventually(lambda: all_answer(404), "twenty calls in a row get model_not_found")
