@@ -41,7 +41,10 @@ async def send_cached(
     if context is not None and policy is not None and deployment is not None:
         context.cache_hit = True
         try:
-            policy.meter.charge(context, deployment, Usage())
+            kept = None  # store_prompts_in_spend_logs: a JSON answer's text is kept
+            if policy.bodies is not None and not answer.is_stream:
+                kept = policy.bodies.answer(answer.body)
+            policy.meter.charge(context, deployment, Usage(), response=kept)
         except Exception:  # accounting must never cost the client its answer
             logger.exception("could not account cached answer %s", call_id)
     elapsed_ms = f"{(time.perf_counter() - started) * 1000:.3f}".encode()
