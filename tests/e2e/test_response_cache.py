@@ -108,6 +108,19 @@ def test_a_streamed_answer_is_replayed_as_the_same_stream(
     # An unstreamed request is keyed apart from the stream.
     ask(local_gw, prompt)
     assert chat_calls(upstream) == 2
+    # The gateway asked for usage on the first stream and removed it; a client that
+    # asks for the usage chunk itself gets a stream of its own, with that chunk.
+    assert all(chunk["usage"] is None for chunk in first)
+    for _ in range(2):
+        with client(local_gw).chat.completions.with_streaming_response.create(
+            model="gpt",
+            messages=[{"role": "user", "content": prompt}],
+            stream=True,
+            stream_options={"include_usage": True},
+        ) as response:
+            with_usage = [chunk.model_dump() for chunk in response.parse()]
+        assert with_usage[-1]["usage"] is not None
+    assert chat_calls(upstream) == 3
 
 
 def test_anthropic_messages_are_cached_in_their_dialect(

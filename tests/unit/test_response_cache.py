@@ -87,6 +87,8 @@ def test_key_separates_streams_and_their_options_but_not_object_order() -> None:
     with_usage = {**CHAT_BODY, "stream_options": {"include_usage": True}}
     assert key(with_usage, stream=True) != key(CHAT_BODY, stream=True)
     assert key(with_usage) == key(CHAT_BODY)  # stream_options means nothing unstreamed
+    # The gateway added include_usage (and strips that chunk): not the client's own ask.
+    assert key(with_usage, stream=True, usage_added=True) != key(with_usage, stream=True)
     reordered = dict(reversed(list(CHAT_BODY.items())))
     assert key(reordered) == key(CHAT_BODY)
     nested_a = {**CHAT_BODY, "response_format": {"type": "json_schema", "strict": True}}

@@ -63,16 +63,22 @@ def canonical_request(
     model_group: str,
     body: dict[str, Any],
     stream: bool,
+    usage_added: bool = False,
 ) -> bytes:
-    """The bytes that identify a request's answer (sorted-key JSON)."""
+    """The bytes that identify a request's answer (sorted-key JSON).
+
+    ``usage_added``: the gateway asked for the stream's usage chunk on the client's
+    behalf and removes it before the client sees it, so that stream differs from one
+    whose client asked for the usage chunk itself (same body by now)."""
     material = {k: v for k, v in body.items() if k not in IGNORED_FIELDS}
     material["model"] = model_group
     material["stream"] = stream
     if not stream:
         material.pop("stream_options", None)
-    return orjson.dumps(
-        [KEY_VERSION, operation.value, dialect.value, material], option=orjson.OPT_SORT_KEYS
-    )
+    parts: list[Any] = [KEY_VERSION, operation.value, dialect.value, material]
+    if usage_added:
+        parts.append("usage-added")
+    return orjson.dumps(parts, option=orjson.OPT_SORT_KEYS)
 
 
 def cache_key(
@@ -82,9 +88,11 @@ def cache_key(
     body: dict[str, Any],
     stream: bool,
     namespace: str | None = None,
+    *,
+    usage_added: bool = False,
 ) -> str:
     """``<namespace>:<sha256 of the canonical request>``."""
     digest = hashlib.sha256(
-        canonical_request(operation, dialect, model_group, body, stream)
+        canonical_request(operation, dialect, model_group, body, stream, usage_added)
     ).hexdigest()
     return f"{namespace or DEFAULT_NAMESPACE}:{digest}"

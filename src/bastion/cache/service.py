@@ -93,10 +93,17 @@ class ResponseCache:
         await self.store.stop()
 
     def plan(
-        self, operation: Operation, dialect: Dialect, body: dict[str, Any], stream: bool
+        self,
+        operation: Operation,
+        dialect: Dialect,
+        body: dict[str, Any],
+        stream: bool,
+        *,
+        usage_added: bool = False,
     ) -> CachePlan | None:
         """Whether and how the cache applies to this request (raises a 400 for bad
-        ``cache`` controls). ``body["model"]`` is the model after the key's aliases."""
+        ``cache`` controls). ``body["model"]`` is the model after the key's aliases;
+        ``usage_added``: the gateway added ``include_usage`` and strips that chunk."""
         if (operation, dialect) not in self.settings.calls:
             return None
         controls = parse_controls(body, default_off=self.settings.default_off)
@@ -114,6 +121,7 @@ class ResponseCache:
                 body,
                 stream,
                 controls.namespace or self.settings.namespace,
+                usage_added=usage_added,
             )
         except TypeError:  # a value JSON cannot canonicalise: not cached
             return None

@@ -122,7 +122,7 @@ class LLMEndpoints:
                     request_id=call_id,
                 )
             if self.cache is not None:
-                plan = self.cache.plan(operation, dialect, body, stream)
+                plan = self.cache.plan(operation, dialect, body, stream, usage_added=strip_usage)
                 if plan is not None:
                     if context is not None:
                         context.cache_key = plan.key
