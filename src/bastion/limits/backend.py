@@ -8,6 +8,9 @@ from typing import Protocol
 
 from bastion.limits.counters import Counter
 
+# The prefix of every Redis key the limiter writes (general_settings.rate_limit_redis_prefix).
+DEFAULT_PREFIX = "bastion:rl:"
+
 
 @dataclass(slots=True)
 class Decision:

@@ -18,13 +18,12 @@ refused with a 503) until the link says Redis is back.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
-
-from redis.exceptions import RedisError
+from typing import TYPE_CHECKING, Any
 
 from bastion.core.deployment import Deployment, Operation
 from bastion.core.errors import BastionError, RateLimitError, UpstreamStatusError
@@ -34,10 +33,13 @@ from bastion.limits.counters import Counter, Kind, seconds_to_next_window
 from bastion.limits.estimate import estimate_tokens
 from bastion.limits.memory import MemoryBackend
 from bastion.limits.plan import deployment_counters, principal_counters
-from bastion.limits.redis_backend import RedisBackend, Settlement
 from bastion.policy.auth import Principal
-from bastion.storage.redis_link import UNREACHABLE, RedisLink
 from bastion.storage.snapshot import AuthSnapshot
+
+if TYPE_CHECKING:
+    # redis-py (and what it pulls in) is loaded only when Redis is configured.
+    from bastion.limits.redis_backend import RedisBackend, Settlement
+    from bastion.storage.redis_link import RedisLink
 
 logger = logging.getLogger("bastion.limits")
 
@@ -152,7 +154,7 @@ class RateLimiter:
             if self.link.up:
                 try:
                     return self.shared, await self.shared.acquire(counters, tokens, request_id, now)
-                except (*UNREACHABLE, RedisError) as exc:
+                except _redis_failures() as exc:
                     self.link.failed(exc)
             if self.fail_closed:
                 raise LimitsUnavailableError(
@@ -182,7 +184,7 @@ class RateLimiter:
             batch, self._to_settle = self._to_settle, []
             try:
                 await self.shared.settle_many(batch)
-            except (*UNREACHABLE, RedisError) as exc:
+            except _redis_failures() as exc:
                 # Lost: tokens stay reserved until the window ends, slots lapse with their lease.
                 if self.link is not None:
                     self.link.failed(exc)
@@ -311,3 +313,14 @@ def _success_headers(
             headers.append((b"x-ratelimit-limit-" + what, str(limit).encode()))
             headers.append((b"x-ratelimit-remaining-" + what, str(remaining).encode()))
     return headers
+
+
+@functools.cache
+def _redis_failures() -> tuple[type[BaseException], ...]:
+    """Errors meaning Redis did not answer. Only evaluated when a call to the shared
+    backend raised, so redis-py is already imported by then."""
+    from redis.exceptions import RedisError
+
+    from bastion.storage.redis_link import UNREACHABLE
+
+    return (*UNREACHABLE, RedisError)

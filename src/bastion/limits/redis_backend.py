@@ -27,10 +27,9 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
 
-from bastion.limits.backend import Decision
+from bastion.limits.backend import DEFAULT_PREFIX, Decision
 from bastion.limits.counters import WINDOW_S, Counter, Kind, window_of
 
-DEFAULT_PREFIX = "bastion:rl:"
 LEASE_S = 600
 KEY_TTL_S = 2 * WINDOW_S
 

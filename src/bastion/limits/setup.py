@@ -15,15 +15,18 @@ Redis is used when the configuration names one (config/redis_settings.py).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bastion.config.model import ProxyConfig
 from bastion.config.redis_settings import resolve_redis_settings
 from bastion.core.deployment import Deployment
 from bastion.core.errors import ConfigError
+from bastion.limits.backend import DEFAULT_PREFIX
 from bastion.limits.limiter import RateLimiter
-from bastion.limits.redis_backend import DEFAULT_PREFIX, RedisBackend
-from bastion.storage.redis_link import RedisLink
+
+if TYPE_CHECKING:
+    from bastion.limits.redis_backend import RedisBackend
+    from bastion.storage.redis_link import RedisLink
 
 
 def build_rate_limiter(
@@ -50,9 +53,16 @@ def build_rate_limiter(
         settings = None
     if problems:
         raise ConfigError(source, problems)
-    link = RedisLink(settings) if settings is not None else None
+    link: RedisLink | None = None
+    shared: RedisBackend | None = None
+    if settings is not None:  # redis-py is imported only then
+        from bastion.limits.redis_backend import RedisBackend
+        from bastion.storage.redis_link import RedisLink
+
+        link = RedisLink(settings)
+        shared = RedisBackend(link.client, prefix)
     return RateLimiter(
-        shared=RedisBackend(link.client, prefix) if link is not None else None,
+        shared=shared,
         link=link,
         fail_closed=bool(fail_closed),
         global_max_parallel=global_parallel,

@@ -7,6 +7,9 @@ salt key (e.g. ``openssl rand -base64 32``). Changing the salt key makes stored
 secrets unreadable (:class:`DecryptionError`), so set it once, before storing any.
 
 The secret and the derived key are never logged or put in a message.
+
+``cryptography`` is imported on first use (several megabytes resident): a gateway that
+stores no secret never loads it.
 """
 
 from __future__ import annotations
@@ -14,12 +17,12 @@ from __future__ import annotations
 import base64
 import os
 from collections.abc import Mapping
-
-from cryptography.fernet import Fernet, InvalidToken
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from typing import TYPE_CHECKING
 
 from bastion.storage.errors import DecryptionError
+
+if TYPE_CHECKING:
+    from cryptography.fernet import Fernet
 
 SALT_KEY_ENV = "LITELLM_SALT_KEY"
 MASTER_KEY_ENV = "LITELLM_MASTER_KEY"
@@ -39,6 +42,9 @@ def derive_key(secret: str) -> bytes:
     """The urlsafe-base64 Fernet key for ``secret`` (HKDF-SHA256, 32 bytes)."""
     if not secret:
         raise MissingEncryptionKeyError()
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
     raw = HKDF(algorithm=hashes.SHA256(), length=32, salt=_HKDF_SALT, info=_HKDF_INFO).derive(
         secret.encode("utf-8")
     )
@@ -48,10 +54,21 @@ def derive_key(secret: str) -> bytes:
 class Cipher:
     """Encrypts and decrypts short strings; build one at startup and reuse it."""
 
-    __slots__ = ("_fernet",)
+    __slots__ = ("_fernet_instance", "_secret")
 
     def __init__(self, secret: str) -> None:
-        self._fernet = Fernet(derive_key(secret))
+        if not secret:
+            raise MissingEncryptionKeyError()
+        self._secret = secret
+        self._fernet_instance: Fernet | None = None
+
+    @property
+    def _fernet(self) -> Fernet:
+        if self._fernet_instance is None:
+            from cryptography.fernet import Fernet
+
+            self._fernet_instance = Fernet(derive_key(self._secret))
+        return self._fernet_instance
 
     def __repr__(self) -> str:
         return "Cipher(<redacted>)"
@@ -69,6 +86,8 @@ class Cipher:
         return self._fernet.encrypt(plaintext.encode("utf-8")).decode("ascii")
 
     def decrypt(self, token: str, *, what: str = "a stored secret") -> str:
+        from cryptography.fernet import InvalidToken
+
         try:
             return self._fernet.decrypt(token.encode("ascii")).decode("utf-8")
         except (InvalidToken, UnicodeError, ValueError):
