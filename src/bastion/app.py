@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
 from bastion.cache.service import ResponseCache
 from bastion.cache.setup import build_response_cache
@@ -30,10 +29,10 @@ from bastion.policy.budgets import BudgetGuard
 from bastion.policy.pricing import PriceBook
 from bastion.providers.http import UpstreamHTTP
 from bastion.providers.registry import ProviderRegistry, UnknownProviderError
-from bastion.routing.cooldown import CooldownTracker
 from bastion.routing.deployments import build_deployments, make_deployment
 from bastion.routing.model_table import ModelTable
-from bastion.routing.router import Router, RouterPolicy
+from bastion.routing.router import Router
+from bastion.routing.setup import build_router
 from bastion.services.alerts import Alerter
 from bastion.services.budget_config import alerter, window_budgets
 from bastion.services.gateway import GatewayService
@@ -51,7 +50,6 @@ logger = logging.getLogger("bastion")
 CONFIG_ENV = "BASTION_CONFIG"
 LOG_LEVEL_ENV = "BASTION_LOG_LEVEL"
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-DEFAULT_NUM_RETRIES = 2
 DEFAULT_MAX_BODY_MB = 100.0
 SPEND_SPILL_ENV = "BASTION_SPEND_SPILL_PATH"
 DEFAULT_SPEND_SPILL = "bastion-spend-spill.jsonl"
@@ -163,36 +161,10 @@ def build_runtime(loaded: LoadedConfig) -> Runtime:
     router_settings = config.router_settings
     extra = config.litellm_settings.model_extra or {}
 
-    def router_value(name: str) -> Any:
-        """router_settings wins; LiteLLM also reads these from litellm_settings."""
-        if name in router_settings.model_fields_set or name not in extra:
-            return getattr(router_settings, name)
-        return extra[name]
-
     aliases = {**(extra.get("model_group_alias") or {}), **router_settings.model_group_alias}
     table = ModelTable(deployments, aliases, wildcard_deployment)
-    cooldowns = CooldownTracker(
-        allowed_fails=int(router_value("allowed_fails")),
-        cooldown_time=float(router_value("cooldown_time")),
-        disabled=bool(router_value("disable_cooldowns")),
-        allowed_fails_policy=router_settings.allowed_fails_policy,
-    )
-    fallbacks: dict[str, list[str]] = {}
-    for rule in [*(extra.get("fallbacks") or []), *router_settings.fallbacks]:
-        if isinstance(rule, dict):
-            fallbacks.update({str(k): list(v) for k, v in rule.items()})
-    num_retries = router_settings.num_retries
-    if num_retries is None:
-        num_retries = config.litellm_settings.num_retries
-    policy = RouterPolicy(
-        num_retries=DEFAULT_NUM_RETRIES if num_retries is None else num_retries,
-        max_fallbacks=router_settings.max_fallbacks,
-        retry_after=router_settings.retry_after,
-        fallbacks=fallbacks,
-        default_fallbacks=router_settings.default_fallbacks
-        or list(extra.get("default_fallbacks") or []),
-    )
-    router = Router(table, policy, cooldowns)
+    prices = PriceBook.from_config(config)
+    router = build_router(config, table, prices, loaded.warnings)
     gateway = GatewayService(router, registry.fake, bridges={Dialect.ANTHROPIC: AnthropicBridge()})
     general = config.general_settings
     health = HealthChecker(
@@ -228,7 +200,6 @@ def build_runtime(loaded: LoadedConfig) -> Runtime:
         version=models_version,
         on_change=lambda current: setattr(health, "deployments", current),
     )
-    prices = PriceBook.from_config(config)
     for unpriced in prices.unpriced(deployments):
         loaded.warnings.append(f"no price for {unpriced}: its calls are charged $0")
     end_user_budget = extra.get("max_end_user_budget")
@@ -255,6 +226,8 @@ def build_runtime(loaded: LoadedConfig) -> Runtime:
         cost_in_stream_usage=config.litellm_settings.include_cost_in_streaming_usage,
         windows=windows,
     )
+    if router.feedback.load:
+        tenant_policy.on_usage = router.feedback.used
     limits = build_rate_limiter(
         config, deployments, source=loaded.source, dynamic_deployments=bool(stored_models)
     )

@@ -38,7 +38,6 @@ ROUTER_SETTINGS = frozenset(
         "polling_interval",
         "provider_budget_config",
         "optional_pre_call_checks",
-        "routing_strategy_args",
         "model_group_retry_policy",
         "set_verbose",
         "debug_level",
@@ -266,14 +265,7 @@ LITELLM_SETTINGS_ROUTER_ALIASES = frozenset(
 
 # Modelled settings this version accepts but does not act on yet: a warning names them.
 NOT_YET_ACTED_ON: dict[str, frozenset[str]] = {
-    "router_settings": frozenset(
-        {
-            "context_window_fallbacks",
-            "content_policy_fallbacks",
-            "retry_policy",
-            "enable_pre_call_checks",
-        }
-    ),
+    "router_settings": frozenset(),
     "litellm_settings": frozenset(
         {
             "callbacks",

@@ -10,12 +10,19 @@ from typing import Any
 
 from bastion.core.deployment import Deployment, Operation
 from bastion.core.dialect import Dialect
-from bastion.core.errors import InvalidRequestError, UpstreamStatusError
+from bastion.core.errors import InvalidRequestError, UpstreamError, UpstreamStatusError
 from bastion.dialects.bridge import DialectBridge
 from bastion.dialects.multipart import FilePart
 from bastion.dialects.openai_params import GATEWAY_FIELDS
 from bastion.providers.base import Provider, ProviderCall, ProviderResponse, ProviderStream
+from bastion.routing.context_window import estimate_prompt_tokens
+from bastion.routing.feedback import RoutingFeedback
 from bastion.routing.router import Router
+from bastion.routing.strategies import RouteHints
+from bastion.services.tracked_stream import TrackedStream
+
+# Reported for a call that was cancelled or broke outside the provider's error tree.
+_CANCELLED = UpstreamError("the call did not finish", status=499)
 
 
 @dataclass(slots=True)
@@ -72,6 +79,7 @@ class GatewayService:
             self.router.table.lookup(model) if body.get("mock_testing_fallbacks") else None
         )
         upstream_time = 0.0
+        feedback = self.router.feedback if self.router.feedback.enabled else None
 
         async def attempt(deployment: Deployment) -> ProviderResponse | ProviderStream:
             nonlocal upstream_time
@@ -102,6 +110,8 @@ class GatewayService:
                 await admit(deployment)
             started = time.perf_counter()
             try:
+                if feedback is not None:
+                    return await self._tracked(provider, deployment, call, feedback, started)
                 if dialect in provider.dialects:
                     if stream:
                         return await provider.open_stream(deployment, call)
@@ -116,6 +126,7 @@ class GatewayService:
             num_retries=_optional_int(body, "num_retries"),
             fallbacks=_optional_names(body, "fallbacks"),
             use_fallbacks=not body.get("disable_fallbacks", False),
+            hints=RouteHints(stream, lambda: estimate_prompt_tokens(body)),
         )
         outcome = CallOutcome(
             routed.deployment,
@@ -128,6 +139,37 @@ class GatewayService:
         else:
             outcome.stream = routed.value
         return outcome
+
+    async def _tracked(
+        self,
+        provider: Provider,
+        deployment: Deployment,
+        call: ProviderCall,
+        feedback: RoutingFeedback,
+        started: float,
+    ) -> ProviderResponse | ProviderStream:
+        """The call, reported to the routing strategy (load, latency)."""
+        feedback.started(deployment)
+        try:
+            if call.dialect in provider.dialects:
+                if call.stream:
+                    result: ProviderResponse | ProviderStream = await provider.open_stream(
+                        deployment, call
+                    )
+                else:
+                    result = await provider.send(deployment, call)
+            else:
+                result = await self._bridged(provider, deployment, call)
+        except UpstreamError as error:
+            feedback.failed(deployment, error)
+            raise
+        except BaseException:
+            feedback.failed(deployment, _CANCELLED)
+            raise
+        if isinstance(result, ProviderResponse):
+            feedback.answered(deployment, time.perf_counter() - started)
+            return result
+        return TrackedStream(result, feedback, deployment, started)
 
     async def _bridged(
         self, provider: Provider, deployment: Deployment, call: ProviderCall

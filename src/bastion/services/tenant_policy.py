@@ -8,12 +8,12 @@ batches (services/spend_writer.py).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from bastion.core.deployment import Operation
+from bastion.core.deployment import Deployment, Operation
 from bastion.core.dialect import Dialect
 from bastion.core.usage import Usage
 from bastion.policy.access import aliased_model, check_model_access
@@ -51,6 +51,8 @@ class TenantPolicy:
         self.windows = windows
         self.bodies = bodies  # set only when spend logs keep message bodies
         self.cost_in_stream_usage = cost_in_stream_usage
+        # Set by the composition root when the routing strategy counts tokens.
+        self.on_usage: Callable[[Deployment, Usage], None] | None = None
 
     def before(
         self,
@@ -101,6 +103,8 @@ class TenantPolicy:
         assert outcome.response is not None
         body = outcome.response.body
         usage, images = self.meter.usage_of_answer(context, body)
+        if self.on_usage is not None:  # usage-based routing counts tokens per deployment
+            self.on_usage(outcome.deployment, usage)
         response = self.bodies.answer(body) if self.bodies is not None else None
         return self.meter.charge(
             context, outcome.deployment, usage, images=images, response=response
@@ -119,6 +123,8 @@ class TenantPolicy:
                     deployment.model_name,
                     context.request_id,
                 )
+            if usage is not None and self.on_usage is not None:
+                self.on_usage(deployment, usage)
             response = None
             if self.bodies is not None and transcript is not None:
                 response = self.bodies.streamed(transcript.text())

@@ -1,0 +1,246 @@
+"""Routing strategies and special fallbacks through a running gateway, two mock deployments each.
+
+Each test starts its own gateway (``routing_strategy`` is one per gateway) in front of
+two mock upstreams, and reads which deployment answered from ``x-litellm-model-id``.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.e2e.helpers import MASTER_KEY, MockPool, assert_openai_error, auth, running
+from tests.mocks.openai_upstream import MockOpenAIUpstream, delay, status
+
+CONTEXT_OVERFLOW = status(
+    400,
+    message="This model's maximum context length is 8192 tokens. However, your messages "
+    "resulted in 9001 tokens. Please reduce the length of the messages.",
+    error_type="invalid_request_error",
+    error_code="context_length_exceeded",
+    param="messages",
+)
+CONTENT_FILTERED = status(
+    400,
+    message="The response was filtered due to the prompt triggering Azure OpenAI's content "
+    "management policy.",
+    error_code="content_filter",
+)
+
+
+def _entry(group: str, up: MockOpenAIUpstream, ident: str, **params: Any) -> dict[str, Any]:
+    info = params.pop("model_info", {})
+    return {
+        "model_name": group,
+        "litellm_params": {
+            "model": "openai/gpt-4o",
+            "api_base": up.openai_base,
+            "api_key": "sk-upstream",
+            **params,
+        },
+        "model_info": {"id": ident, **info},
+    }
+
+
+def _config(model_list: list[dict[str, Any]], **router: Any) -> dict[str, Any]:
+    return {
+        "model_list": model_list,
+        "router_settings": {"num_retries": 1, **router},
+        "general_settings": {"master_key": MASTER_KEY},
+    }
+
+
+@pytest.fixture
+def pair(mocks: MockPool) -> tuple[MockOpenAIUpstream, MockOpenAIUpstream]:
+    return mocks.new(name="dep-a"), mocks.new(name="dep-b")
+
+
+@pytest.fixture
+def gateway_http() -> Iterator[Any]:
+    """``open(config)`` starts a gateway and returns an HTTP client for it."""
+    stack: list[Any] = []
+
+    def open_(config: dict[str, Any]) -> httpx.Client:
+        cm = running(config)
+        gw = cm.__enter__()
+        stack.append(cm)
+        client = httpx.Client(base_url=gw.url, headers=auth(), timeout=30)
+        stack.append(client)
+        return client
+
+    yield open_
+    for item in reversed(stack):
+        item.__exit__(None, None, None)
+
+
+def _chat(
+    http: httpx.Client, model: str, content: str = "hello there", **extra: Any
+) -> httpx.Response:
+    return http.post(
+        "/v1/chat/completions",
+        json={"model": model, "messages": [{"role": "user", "content": content}], **extra},
+    )
+
+
+def _served(resp: httpx.Response) -> str:
+    assert resp.status_code == 200, resp.text
+    return resp.headers["x-litellm-model-id"]
+
+
+def _away_from_minute_end() -> None:
+    """Per-minute usage starts again on the minute: keep a test inside one minute."""
+    second = time.time() % 60
+    if second > 45:
+        time.sleep(60 - second + 0.5)
+
+
+def test_least_busy_sends_the_next_request_to_the_idle_deployment(
+    pair: tuple[MockOpenAIUpstream, MockOpenAIUpstream], gateway_http: Any
+) -> None:
+    a, b = pair
+    http = gateway_http(
+        _config([_entry("g", a, "a"), _entry("g", b, "b")], routing_strategy="least-busy")
+    )
+    for _ in range(3):
+        a.clear()
+        b.clear()
+        # Whichever deployment takes the first request holds it for a while.
+        a.enqueue(delay(1.5))
+        b.enqueue(delay(1.5))
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            slow = pool.submit(_chat, http, "g")
+            deadline = time.monotonic() + 10
+            while a.count() + b.count() == 0 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            busy = "a" if a.count() else "b"
+            idle = "b" if busy == "a" else "a"
+            (a if idle == "a" else b).clear_faults()
+            assert _served(_chat(http, "g")) == idle
+            assert _served(slow.result()) == busy
+
+
+def test_latency_based_routing_prefers_the_faster_deployment(
+    pair: tuple[MockOpenAIUpstream, MockOpenAIUpstream], gateway_http: Any
+) -> None:
+    a, b = pair
+    a.set_default(delay(0.4))
+    http = gateway_http(
+        _config(
+            [_entry("g", a, "slow"), _entry("g", b, "fast")],
+            routing_strategy="latency-based-routing",
+            routing_strategy_args={"ttl": 3600},
+        )
+    )
+    served = [_served(_chat(http, "g")) for _ in range(8)]
+    # Unmeasured deployments are tried first; once both are measured, the fast one wins.
+    assert set(served[:2]) == {"slow", "fast"}
+    assert served[2:] == ["fast"] * 6
+    assert a.count() == 1
+
+
+def test_usage_based_routing_balances_tokens_and_respects_rpm(
+    pair: tuple[MockOpenAIUpstream, MockOpenAIUpstream], gateway_http: Any
+) -> None:
+    a, b = pair
+    http = gateway_http(
+        _config(
+            [_entry("g", a, "a", rpm=3), _entry("g", b, "b", rpm=3)],
+            routing_strategy="usage-based-routing-v2",
+        )
+    )
+    _away_from_minute_end()
+    served = [_served(_chat(http, "g")) for _ in range(6)]
+    # Each answer's tokens count against its deployment, so the next request goes to the
+    # other one: every pair of requests is split across both.
+    for first, second in zip(served[::2], served[1::2], strict=True):
+        assert {first, second} == {"a", "b"}, served
+    # Both have used their 3 requests this minute.
+    refused = _chat(http, "g", num_retries=0)
+    error = assert_openai_error(refused, 429)
+    assert "rpm/tpm capacity" in error["message"]
+    assert 1 <= int(refused.headers["retry-after"]) <= 60
+    assert a.count() == b.count() == 3
+
+
+def test_cost_based_routing_picks_the_cheaper_deployment(
+    pair: tuple[MockOpenAIUpstream, MockOpenAIUpstream], gateway_http: Any
+) -> None:
+    a, b = pair
+    http = gateway_http(
+        _config(
+            [
+                _entry("g", a, "dear", input_cost_per_token=3e-5, output_cost_per_token=6e-5),
+                _entry("g", b, "cheap", input_cost_per_token=1e-7, output_cost_per_token=4e-7),
+            ],
+            routing_strategy="cost-based-routing",
+        )
+    )
+    assert [_served(_chat(http, "g")) for _ in range(5)] == ["cheap"] * 5
+    # When the cheap one fails, the retry goes to the other.
+    b.enqueue(status(500))
+    resp = _chat(http, "g")
+    assert _served(resp) == "dear"
+    assert resp.headers["x-litellm-attempted-retries"] == "1"
+
+
+def test_context_window_error_falls_back_to_the_larger_model(
+    pair: tuple[MockOpenAIUpstream, MockOpenAIUpstream], gateway_http: Any
+) -> None:
+    small, big = pair
+    small.set_default(CONTEXT_OVERFLOW)
+    http = gateway_http(
+        _config(
+            [_entry("small", small, "small"), _entry("big", big, "big")],
+            context_window_fallbacks=[{"small": ["big"]}],
+        )
+    )
+    resp = _chat(http, "small")
+    assert _served(resp) == "big"
+    assert resp.headers["x-litellm-attempted-fallbacks"] == "1"
+    assert resp.headers["x-litellm-attempted-retries"] == "0"  # an overflow is not retried
+    assert small.count() == 1 and big.count() == 1
+    # Without a rule, the client gets the provider's 400 at once.
+    error = assert_openai_error(_chat(http, "small", disable_fallbacks=True), 400)
+    assert "maximum context length" in error["message"]
+
+
+def test_content_policy_error_falls_back(
+    pair: tuple[MockOpenAIUpstream, MockOpenAIUpstream], gateway_http: Any
+) -> None:
+    strict, lenient = pair
+    strict.set_default(CONTENT_FILTERED)
+    http = gateway_http(
+        _config(
+            [_entry("strict", strict, "strict"), _entry("lenient", lenient, "lenient")],
+            content_policy_fallbacks=[{"strict": ["lenient"]}],
+        )
+    )
+    assert _served(_chat(http, "strict")) == "lenient"
+
+
+def test_pre_call_checks_skip_a_deployment_the_prompt_does_not_fit(
+    pair: tuple[MockOpenAIUpstream, MockOpenAIUpstream], gateway_http: Any
+) -> None:
+    small, big = pair
+    http = gateway_http(
+        _config(
+            [
+                _entry("small", small, "small", model_info={"max_input_tokens": 50}),
+                _entry("big", big, "big"),
+            ],
+            enable_pre_call_checks=True,
+            context_window_fallbacks=[{"small": ["big"]}],
+        )
+    )
+    assert _served(_chat(http, "small", "short")) == "small"
+    resp = _chat(http, "small", "word " * 400)  # ~500 tokens: over small's 50
+    assert _served(resp) == "big"
+    assert small.count() == 1  # the long prompt was never sent to it
+    error = assert_openai_error(_chat(http, "small", "word " * 400, disable_fallbacks=True), 400)
+    assert error["code"] == "context_length_exceeded"
+    assert "context window" in error["message"]
