@@ -5,14 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from bastion.cache.memory import MemoryStore
-from bastion.cache.redis_store import RedisStore
 from bastion.cache.service import CacheStore, ResponseCache
 from bastion.cache.settings import cache_settings
 from bastion.config.model import ProxyConfig
 from bastion.core.errors import ConfigError
 from bastion.limits.limiter import RateLimiter
 from bastion.routing.model_table import ModelTable
-from bastion.storage.redis_link import RedisLink
 
 
 def build_response_cache(
@@ -33,7 +31,10 @@ def build_response_cache(
     if settings is None:
         return None
     store: CacheStore
-    if settings.type == "redis" and settings.redis is not None:
+    if settings.type == "redis" and settings.redis is not None:  # redis-py imported only then
+        from bastion.cache.redis_store import RedisStore
+        from bastion.storage.redis_link import RedisLink
+
         shared = limits.link if limits is not None else None
         if shared is not None and shared.settings == settings.redis:
             store = RedisStore(shared, owns_link=False)
