@@ -64,6 +64,18 @@ class DeploymentStateStore(Protocol):
     def cooling_ids(self) -> list[str]: ...
 
 
+@dataclass(frozen=True, slots=True)
+class OwnState:
+    """One deployment's state as counted by this process (see ``own_state``)."""
+
+    in_flight: int
+    minute: int
+    requests: int
+    tokens: int
+    latencies: list[tuple[float, float]]  # (when, seconds)
+    first_tokens: list[tuple[float, float]]
+
+
 @dataclass(slots=True)
 class _State:
     in_flight: int = 0
@@ -163,6 +175,26 @@ class InMemoryStateStore:
         if deployment_id not in self._cooling:  # the common case: one set lookup
             return 0.0
         return self._states[deployment_id].cooling_until
+
+    def deployment_ids(self) -> list[str]:
+        """Every deployment this store holds state for."""
+        return list(self._states)
+
+    def own_state(self, deployment_id: str) -> OwnState:
+        """This process's load and latency samples of a deployment (a shared store
+        publishes them for the other replicas)."""
+        state = self._states.get(deployment_id)
+        if state is None:
+            return OwnState(0, -1, 0, 0, [], [])
+        state = self._this_minute(state)
+        return OwnState(
+            state.in_flight,
+            state.minute,
+            state.requests,
+            state.tokens,
+            list(state.latencies),
+            list(state.first_tokens),
+        )
 
     def cooling_ids(self) -> list[str]:
         now = self._clock()
