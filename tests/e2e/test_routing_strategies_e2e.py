@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from tests.e2e.helpers import MASTER_KEY, MockPool, assert_openai_error, auth, running
-from tests.mocks.openai_upstream import MockOpenAIUpstream, delay, status
+from tests.mocks.openai_upstream import MockOpenAIUpstream, delay, slow_stream, status
 
 CONTEXT_OVERFLOW = status(
     400,
@@ -244,3 +244,68 @@ def test_pre_call_checks_skip_a_deployment_the_prompt_does_not_fit(
     error = assert_openai_error(_chat(http, "small", "word " * 400, disable_fallbacks=True), 400)
     assert error["code"] == "context_length_exceeded"
     assert "context window" in error["message"]
+
+
+def test_least_busy_counts_a_stream_in_flight_until_it_ends(
+    pair: tuple[MockOpenAIUpstream, MockOpenAIUpstream], gateway_http: Any
+) -> None:
+    a, b = pair
+    http = gateway_http(
+        _config([_entry("g", a, "a"), _entry("g", b, "b")], routing_strategy="least-busy")
+    )
+    a.set_default(slow_stream(interval_s=0.05, chunks=1200))  # a minute of chunks
+    b.set_default(slow_stream(interval_s=0.05, chunks=1200))
+    body = {"model": "g", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+    with http.stream("POST", "/v1/chat/completions", json=body) as streaming:
+        assert streaming.status_code == 200
+        busy = streaming.headers["x-litellm-model-id"]
+        chunks = streaming.iter_bytes()  # kept: dropping it would close the stream
+        next(chunks)  # the stream is open and sending
+        a.clear_faults()
+        b.clear_faults()
+        # The open stream keeps its deployment busy: the next calls go to the other one.
+        seq = [_served(_chat(http, "g")) for _ in range(3)]
+        assert set(seq) == {"b" if busy == "a" else "a"}, (busy, seq)
+    # The client left, so the stream ended: both are idle again and both get traffic.
+    assert {_served(_chat(http, "g")) for _ in range(12)} == {"a", "b"}
+
+
+def test_a_providers_retry_after_cools_the_deployment_that_long(
+    pair: tuple[MockOpenAIUpstream, MockOpenAIUpstream], gateway_http: Any
+) -> None:
+    limited, spare = pair
+    http = gateway_http(
+        _config(
+            [_entry("g", limited, "limited", weight=1), _entry("g", spare, "spare", weight=0)],
+            cooldown_time=0.5,
+        )
+    )
+    limited.enqueue(status(429, retry_after=30))
+    first = _chat(http, "g")
+    assert _served(first) == "spare"
+    assert first.headers["x-litellm-attempted-retries"] == "1"
+    time.sleep(1.0)  # past cooldown_time, well within the provider's 30 s
+    assert [_served(_chat(http, "g")) for _ in range(3)] == ["spare"] * 3
+    assert limited.count() == 1
+
+
+def test_retry_policy_per_error_kind(
+    pair: tuple[MockOpenAIUpstream, MockOpenAIUpstream], gateway_http: Any
+) -> None:
+    a, _ = pair
+    http = gateway_http(
+        _config(
+            [_entry("g", a, "a")],
+            num_retries=3,
+            retry_policy={"RateLimitErrorRetries": 0, "BadRequestErrorRetries": 1},
+        )
+    )
+    a.enqueue(status(429, retry_after=0))
+    assert_openai_error(_chat(http, "g"), 429)
+    assert a.count() == 1  # not retried, although num_retries is 3
+    a.clear()
+    a.enqueue(status(400, message="transient validation glitch"))
+    resp = _chat(http, "g")
+    assert _served(resp) == "a"
+    assert resp.headers["x-litellm-attempted-retries"] == "1"
+    assert a.count() == 2
