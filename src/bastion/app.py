@@ -13,10 +13,10 @@ from pathlib import Path
 from bastion.cache.service import ResponseCache
 from bastion.cache.setup import build_response_cache
 from bastion.config.loader import LoadedConfig, load_config_file, load_config_text
-from bastion.config.model import ModelEntry, ProxyConfig
+from bastion.config.master_key import master_key_of
+from bastion.config.model import ModelEntry
 from bastion.core.deployment import Deployment
 from bastion.core.dialect import Dialect
-from bastion.core.errors import NotFoundError
 from bastion.dialects.anthropic_bridge import AnthropicBridge
 from bastion.interfaces.http.app import BastionApp, Handler, LazyApp
 from bastion.interfaces.http.count_tokens import CountTokensEndpoint
@@ -28,8 +28,10 @@ from bastion.policy.auth import Authenticator
 from bastion.policy.budgets import BudgetGuard
 from bastion.policy.pricing import PriceBook
 from bastion.providers.http import UpstreamHTTP
-from bastion.providers.registry import ProviderRegistry, UnknownProviderError
-from bastion.routing.deployments import build_deployments, make_deployment
+from bastion.providers.registry import ProviderRegistry
+from bastion.reload import ConfigReloader, ignore_reload_signal
+from bastion.routing.config_table import config_model_table
+from bastion.routing.deployments import build_deployments
 from bastion.routing.model_table import ModelTable
 from bastion.routing.router import Router
 from bastion.routing.setup import build_router
@@ -64,10 +66,6 @@ def load_config(path: str | None) -> LoadedConfig:
     return load_config_file(path) if path else load_default_config()
 
 
-def master_key_of(config: ProxyConfig) -> str | None:
-    return config.general_settings.master_key or os.environ.get("LITELLM_MASTER_KEY") or None
-
-
 @dataclass
 class Runtime:
     loaded: LoadedConfig
@@ -85,6 +83,7 @@ class Runtime:
     models: ModelCatalog | None = None
     alerts: Alerter | None = None
     cache: ResponseCache | None = None
+    reloader: ConfigReloader | None = None
 
     async def start(self) -> None:
         await self.http.start()
@@ -98,6 +97,8 @@ class Runtime:
         if self.models is not None:
             await self.models.start()
         self.health.start_background()
+        if self.reloader is not None:
+            self.reloader.listen()
         if self.auth.open_access:
             logger.warning(
                 "\n%s\n NO MASTER KEY IS SET: this gateway serves ANYONE who can reach it.\n"
@@ -113,6 +114,8 @@ class Runtime:
         )
 
     async def stop(self) -> None:
+        if self.reloader is not None:
+            self.reloader.stop_listening()
         if self.models is not None:
             await self.models.stop()
         await self.health.stop()
@@ -146,23 +149,7 @@ def build_runtime(loaded: LoadedConfig) -> Runtime:
             "looked up among the credentials stored in the database"
         )
 
-    def wildcard_deployment(template: Deployment, matched: str) -> Deployment:
-        params = dict(template.params)
-        pattern = str(params["model"])
-        name = template.model_name.replace("*", matched, 1)
-        params["model"] = pattern.replace("*", matched, 1) if "*" in pattern else pattern
-        try:
-            return make_deployment(
-                name, params, template.model_info, f"{template.id}:{matched}", registry, config
-            )
-        except (UnknownProviderError, ValueError) as exc:
-            raise NotFoundError(f"model '{name}': {exc}", param="model") from None
-
-    router_settings = config.router_settings
-    extra = config.litellm_settings.model_extra or {}
-
-    aliases = {**(extra.get("model_group_alias") or {}), **router_settings.model_group_alias}
-    table = ModelTable(deployments, aliases, wildcard_deployment)
+    table = config_model_table(config, registry, deployments)
     prices = PriceBook.from_config(config)
     router = build_router(config, table, prices, loaded.warnings)
     gateway = GatewayService(router, registry.fake, bridges={Dialect.ANTHROPIC: AnthropicBridge()})
@@ -202,7 +189,7 @@ def build_runtime(loaded: LoadedConfig) -> Runtime:
     )
     for unpriced in prices.unpriced(deployments):
         loaded.warnings.append(f"no price for {unpriced}: its calls are charged $0")
-    end_user_budget = extra.get("max_end_user_budget")
+    end_user_budget = (config.litellm_settings.model_extra or {}).get("max_end_user_budget")
     alerts = alerter(general_extra, loaded.warnings)
     budgets = BudgetGuard(
         tenancy.ledger,
@@ -254,6 +241,8 @@ def build_runtime(loaded: LoadedConfig) -> Runtime:
 
 def create_app(loaded: LoadedConfig) -> BastionApp:
     runtime = build_runtime(loaded)
+    runtime.reloader = ConfigReloader(runtime, check=build_runtime)
+    ignore_reload_signal()  # until the running runtime listens for it
     max_mb = runtime.loaded.config.general_settings.max_request_size_mb or DEFAULT_MAX_BODY_MB
     llm = LLMEndpoints(
         runtime.gateway,
@@ -287,6 +276,7 @@ def create_app(loaded: LoadedConfig) -> BastionApp:
                 refresh_keys=runtime.tenancy.keys.refresh,
                 clock=lambda: datetime.now(UTC),
                 models=runtime.models,
+                reload_config=runtime.reloader.reload_everywhere if runtime.reloader else None,
             )
         )
 

@@ -91,6 +91,13 @@ class Authenticator:
     def open_access(self) -> bool:
         return self._master is None
 
+    def replace_master_key(self, master_key: str) -> None:
+        """Accept ``master_key`` instead of the current one (a config reload).
+
+        There is no way to remove it: a reload never opens a gateway that had a key.
+        """
+        self._master = master_key.encode()
+
     def authenticate(self, key: str | None) -> Principal:
         if self._master is None:
             return OPEN

@@ -60,7 +60,8 @@ class ModelTable:
         return ModelTable(deployments, self._alias_config, self._wildcard_factory)
 
     def adopt(self, other: ModelTable) -> None:
-        """Serve ``other``'s deployments from now on (the stored models changed).
+        """Serve ``other``'s deployments and aliases from now on (stored models or the
+        config file changed).
 
         Every holder of this table sees the change at once; the swap is synchronous, so
         no request on the event loop sees half of it. Groups are new lists: a request
@@ -73,6 +74,8 @@ class ModelTable:
             self.hidden_aliases,
             self._wildcard_cache,
             self.all_deployments,
+            self._alias_config,
+            self._wildcard_factory,
         ) = (
             other.groups,
             other._wildcards,
@@ -80,6 +83,8 @@ class ModelTable:
             other.hidden_aliases,
             other._wildcard_cache,
             other.all_deployments,
+            other._alias_config,
+            other._wildcard_factory,
         )
 
     def lookup(self, name: str) -> list[Deployment] | None:

@@ -87,6 +87,20 @@ class Router:
         self._rng = rng or random.Random()
         self._sleep = sleep
 
+    def adopt(self, other: Router) -> None:
+        """Route with ``other``'s settings from now on (the config file was reloaded).
+
+        ``other`` should share this router's table and state store, so cooldowns and
+        strategy state carry over. A request already routing keeps the deployment it
+        is on; its later retries and fallbacks follow the new settings.
+        """
+        self.policy = other.policy
+        self.cooldowns = other.cooldowns
+        self.strategy = other.strategy
+        self.feedback = other.feedback
+        self.context_windows = other.context_windows
+        self._retry_counts = other._retry_counts
+
     def canonical_group(self, name: str) -> str:
         """The group a requested name resolves to (an alias names its target)."""
         return self.table.aliases.get(name, name)

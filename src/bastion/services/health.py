@@ -74,6 +74,28 @@ class HealthChecker:
         if self.background_interval and self._task is None:
             self._task = asyncio.create_task(self._loop(self.background_interval))
 
+    def reconfigure(
+        self,
+        deployments: list[Deployment],
+        *,
+        timeout: float,
+        background_interval: float | None,
+    ) -> None:
+        """Check these deployments with these settings from now on (a config reload).
+
+        A running background loop starts over, so its next report covers the new
+        deployments; the last report is served until then.
+        """
+        self.deployments = deployments
+        self.timeout = timeout
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+        if background_interval is None:
+            self.latest = None
+        self.background_interval = background_interval
+        self.start_background()
+
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()

@@ -74,24 +74,43 @@ class ModelCatalog:
         on_change: Callable[[list[Deployment]], None] | None = None,
         refresh_interval: float = DEFAULT_REFRESH_INTERVAL_S,
     ) -> None:
-        self.config = config
         self.registry = registry
         self.table = table
         self.enabled = enabled
+        self._use_config(config, config_deployments, deferred)
+        self.refresh_interval = refresh_interval
+        self._load = load
+        self._version_of = version
+        self._on_change = on_change
+        self._version: str | None = None
+        self._snapshot: CatalogSnapshot | None = None
+        self._lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+        self.problems: list[str] = []
+
+    def _use_config(
+        self, config: ProxyConfig, config_deployments: list[Deployment], deferred: list[ModelEntry]
+    ) -> None:
+        self.config = config
         self.config_deployments = list(config_deployments)
         self.deferred = [ModelSpec.of_config(entry) for entry in deferred]
         self.config_ids = {d.id for d in config_deployments} | {s.ident for s in self.deferred}
         self.config_credentials = {
             c.credential_name: dict(c.credential_values) for c in config.credential_list
         }
-        self.refresh_interval = refresh_interval
-        self._load = load
-        self._version_of = version
-        self._on_change = on_change
-        self._version: str | None = None
-        self._lock = asyncio.Lock()
-        self._task: asyncio.Task[None] | None = None
-        self.problems: list[str] = []
+
+    def replace_config(
+        self, config: ProxyConfig, config_deployments: list[Deployment], deferred: list[ModelEntry]
+    ) -> None:
+        """Serve a reloaded config file's models, with the stored ones on top (when on).
+
+        The caller has already swapped the table to the config's models and aliases;
+        the stored models read last are rebuilt against the new config (its credentials)
+        and swapped in at once, synchronously: no request sees the table without them.
+        """
+        self._use_config(config, config_deployments, deferred)
+        if self.enabled and self._snapshot is not None:
+            self.apply(self._snapshot)
 
     # -- checks for the management API ---------------------------------------------------------
 
@@ -129,6 +148,7 @@ class ModelCatalog:
         deployments = [*self.config_deployments, *extra]
         self.table.adopt(self.table.with_deployments(deployments))
         self._version = snapshot.version
+        self._snapshot = snapshot
         if self._on_change is not None:
             self._on_change(deployments)
 

@@ -1,4 +1,4 @@
-"""The ``bastion`` command: serve, config check, version."""
+"""The ``bastion`` command: serve, reload, config check, db, version."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from bastion import __version__
 from bastion.core.errors import ConfigError
+from bastion.interfaces.cli.reload import PIDFILE_ENV
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -31,6 +32,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from bastion.interfaces.cli.db import run_db_command
 
         return run_db_command(args)
+    if args.command == "reload":
+        from bastion.interfaces.cli.reload import run_reload
+
+        return run_reload(args)
     return _serve(args)
 
 
@@ -67,14 +72,21 @@ def _parser() -> argparse.ArgumentParser:
         help="seconds to let in-flight requests finish after SIGTERM",
     )
     serve.add_argument("--keep-alive-timeout", type=int, default=65)
+    serve.add_argument(
+        "--pidfile",
+        default=os.environ.get(PIDFILE_ENV),
+        help=f"write the gateway's process id here, for `bastion reload` (or ${PIDFILE_ENV})",
+    )
     check = sub.add_parser("config", help="configuration tools")
     check_sub = check.add_subparsers(dest="config_command", required=True)
     check_cmd = check_sub.add_parser("check", help="validate a config and print what it serves")
     check_cmd.add_argument("file")
     sub.add_parser("version", help="print the version")
     from bastion.interfaces.cli.db import add_db_parser
+    from bastion.interfaces.cli.reload import add_reload_parser
 
     add_db_parser(sub)
+    add_reload_parser(sub)
     return parser
 
 
@@ -158,18 +170,21 @@ def _serve(args: argparse.Namespace) -> int:
         "backlog": 4096,
         "log_config": None,
     }
-    if args.workers <= 1:
-        # After a graceful shutdown uvicorn restores this handler and re-raises the
-        # SIGTERM it caught; without it the process would die "killed by SIGTERM"
-        # (status 143) instead of exiting 0 as it does with --workers N.
-        signal.signal(signal.SIGTERM, _exit_cleanly)
-        uvicorn.run(app, **options)  # type: ignore[arg-type,unused-ignore]
-    else:
-        if config_path:
-            os.environ[CONFIG_ENV] = config_path
-        uvicorn.run(
-            "bastion.app:create_app_from_env", factory=True, workers=args.workers, **options
-        )  # type: ignore[arg-type,unused-ignore]
+    from bastion.interfaces.cli.reload import pidfile
+    from bastion.interfaces.cli.supervisor import run_workers
+
+    with pidfile(args.pidfile):
+        if args.workers <= 1:
+            # After a graceful shutdown uvicorn restores this handler and re-raises the
+            # SIGTERM it caught; without it the process would die "killed by SIGTERM"
+            # (status 143) instead of exiting 0 as it does with --workers N.
+            signal.signal(signal.SIGTERM, _exit_cleanly)
+            uvicorn.run(app, **options)  # type: ignore[arg-type,unused-ignore]
+        else:
+            if config_path:
+                os.environ[CONFIG_ENV] = config_path
+            # uvicorn's supervisor, but SIGHUP reloads every worker in place (supervisor.py).
+            run_workers("bastion.app:create_app_from_env", args.workers, options)
     return 0
 
 

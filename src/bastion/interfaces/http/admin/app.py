@@ -12,6 +12,7 @@ from starlette.routing import BaseRoute
 
 from bastion.core.errors import BastionError, InvalidRequestError, NotFoundError
 from bastion.interfaces.http.admin import (
+    routes_config,
     routes_customers,
     routes_keys,
     routes_models,
@@ -35,6 +36,7 @@ def admin_routes() -> list[BaseRoute]:
     routes += routes_users.ROUTES
     routes += routes_organizations.ROUTES
     routes += routes_models.ROUTES
+    routes += routes_config.ROUTES
     return routes
 
 

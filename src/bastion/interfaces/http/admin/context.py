@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from bastion.config.model import ProxyConfig
 from bastion.policy.auth import Authenticator
@@ -22,3 +23,5 @@ class AdminContext:
     clock: Callable[[], datetime]
     # Config plus stored models (/model/*, /credentials); None in tests that need neither.
     models: ModelCatalog | None = None
+    # Re-read the config file in every worker (POST /config/reload); the outcome as JSON.
+    reload_config: Callable[[], dict[str, Any]] | None = None
