@@ -15,7 +15,13 @@ import httpx
 import pytest
 
 from tests.e2e.helpers import MASTER_KEY, MockPool, assert_openai_error, auth, running
-from tests.mocks.openai_upstream import MockOpenAIUpstream, delay, slow_stream, status
+from tests.mocks.openai_upstream import (
+    MockOpenAIUpstream,
+    delay,
+    slow_first_byte,
+    slow_stream,
+    status,
+)
 
 CONTEXT_OVERFLOW = status(
     400,
@@ -309,3 +315,32 @@ def test_retry_policy_per_error_kind(
     assert _served(resp) == "a"
     assert resp.headers["x-litellm-attempted-retries"] == "1"
     assert a.count() == 2
+
+
+def test_latency_based_routing_uses_time_to_first_token_for_streams(
+    pair: tuple[MockOpenAIUpstream, MockOpenAIUpstream], gateway_http: Any
+) -> None:
+    early, late = pair
+    # "early" starts streaming at once but takes ~1 s in all; "late" starts after
+    # 0.4 s and is then done.
+    early.set_default(slow_stream(interval_s=0.05, chunks=20))
+    late.set_default(slow_first_byte(0.4))
+    http = gateway_http(
+        _config(
+            [_entry("g", early, "early"), _entry("g", late, "late")],
+            routing_strategy="latency-based-routing",
+        )
+    )
+    body = {"model": "g", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+
+    def stream_served() -> str:
+        with http.stream("POST", "/v1/chat/completions", json=body) as resp:
+            assert resp.status_code == 200
+            resp.read()
+            return resp.headers["x-litellm-model-id"]
+
+    # The first two measure both; then streams go to the one that starts sooner...
+    assert {stream_served(), stream_served()} == {"early", "late"}
+    assert [stream_served() for _ in range(3)] == ["early"] * 3
+    # ...and whole answers to the one that finishes sooner.
+    assert [_served(_chat(http, "g")) for _ in range(3)] == ["late"] * 3

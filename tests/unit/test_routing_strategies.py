@@ -400,10 +400,17 @@ def test_context_limit_from_model_info_then_the_table() -> None:
     assert context_limit(dep("b", model_info={"max_tokens": 50})) == 50
     assert context_limit(dep("c"), lambda d: 8192) == 8192
     assert context_limit(dep("d")) is None
-    calls = []
-    windows = ContextWindows(lambda d: calls.append(d.id) or 10)
+    calls: list[str] = []
+
+    def table(d: Deployment) -> int:
+        calls.append(d.id)
+        return 10
+
+    windows = ContextWindows(table)
     assert windows.limit(dep("e")) == windows.limit(dep("e")) == 10
-    assert calls == ["e"]  # worked out once
+    assert calls == ["e"]  # the table is asked once per model
+    # model_info wins, and is read afresh (a stored model's settings may change).
+    assert windows.limit(dep("e", model_info={"max_tokens": 5})) == 5
 
 
 # --- the router: special fallbacks, pre-call checks, retry policy, capacity ------------------

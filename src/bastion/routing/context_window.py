@@ -60,20 +60,25 @@ def context_limit(
 
 
 class ContextWindows:
-    """Limits per deployment, worked out once each."""
+    """Deployment limits; the price table is asked once per model, not per request."""
 
     def __init__(self, table_window: Callable[[Deployment], int | None] | None = None) -> None:
         self._table_window = table_window
-        self._limits: dict[str, int | None] = {}
+        self._table: dict[tuple[str, str, str], int | None] = {}
 
     def limit(self, deployment: Deployment) -> int | None:
-        if deployment.id in self._limits:
-            return self._limits[deployment.id]
-        found = context_limit(deployment, self._table_window)
-        if len(self._limits) >= 4096:
-            self._limits.clear()
-        self._limits[deployment.id] = found
-        return found
+        return context_limit(deployment, self._cached_table_window)
+
+    def _cached_table_window(self, deployment: Deployment) -> int | None:
+        if self._table_window is None:
+            return None
+        base = deployment.model_info.get("base_model") or deployment.params.get("base_model")
+        key = (deployment.provider_name, deployment.upstream_model, str(base or ""))
+        if key not in self._table:
+            if len(self._table) >= 4096:
+                self._table.clear()
+            self._table[key] = self._table_window(deployment)
+        return self._table[key]
 
 
 def _text(text: str) -> int:

@@ -222,14 +222,9 @@ class LowestCost:
 
     def __init__(self, store: DeploymentStateStore, cost_of: Callable[[Deployment], float]) -> None:
         self.store = store
-        self._cost_of = cost_of
-        self._costs: dict[str, float] = {}
-
-    def cost(self, deployment: Deployment) -> float:
-        found = self._costs.get(deployment.id)
-        if found is None:
-            found = self._costs[deployment.id] = self._cost_of(deployment)
-        return found
+        # Not cached here: the price book caches per deployment and forgets a
+        # deployment whose settings change (stored models, reloads).
+        self.cost = cost_of
 
     def pick(
         self, candidates: Sequence[Deployment], rng: random.Random, hints: RouteHints
