@@ -645,3 +645,17 @@ def test_router_settings_are_read_and_bad_policy_keys_named() -> None:
     assert "retry_policy.TimeoutRetries" in joined
     assert "routing_strategy_args.max_latency_list_size" in joined
     assert "accepted, but not acted on" not in joined
+
+
+def test_malformed_litellm_settings_routing_values_are_noted_not_fatal() -> None:
+    r, warnings = _router_from("""
+        model_list:
+          - {model_name: a, litellm_params: {model: fake/a}}
+          - {model_name: b, litellm_params: {model: fake/b}}
+        litellm_settings:
+          retry_policy: {TimeoutErrorRetries: lots, RateLimitErrorRetries: 2}
+          context_window_fallbacks: [{a: b}, "not a rule"]
+        """)
+    assert r.policy.retry_policy == {"RateLimitErrorRetries": 2}
+    assert r.policy.context_window_fallbacks == {"a": ["b"]}
+    assert any("retry_policy.TimeoutErrorRetries" in w for w in warnings)

@@ -110,10 +110,18 @@ def _strategy_args(args: dict[str, Any] | None, notes: list[str]) -> dict[str, f
 
 
 def _mapping(value: Any, name: str, notes: list[str]) -> dict[str, int | None] | None:
-    if value is None or isinstance(value, dict):
-        return value
-    notes.append(f"{name}: must be a mapping of LiteLLM policy fields to counts, ignored")
-    return None
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        notes.append(f"{name}: must be a mapping of LiteLLM policy fields to counts, ignored")
+        return None
+    kept: dict[str, int | None] = {}
+    for key, count in value.items():
+        if count is None or (isinstance(count, int) and not isinstance(count, bool) and count >= 0):
+            kept[str(key)] = count
+        else:
+            notes.append(f"{name}.{key}: must be a non-negative integer, ignored")
+    return kept
 
 
 def _rules(*sources: Any) -> dict[str, list[str]]:
@@ -121,6 +129,11 @@ def _rules(*sources: Any) -> dict[str, list[str]]:
     merged: dict[str, list[str]] = {}
     for rules in sources:
         for rule in rules or ():
-            if isinstance(rule, dict):
-                merged.update({str(k): [str(t) for t in v] for k, v in rule.items()})
+            if not isinstance(rule, dict):
+                continue
+            for group, targets in rule.items():
+                if isinstance(targets, str):
+                    targets = [targets]
+                if isinstance(targets, list):
+                    merged[str(group)] = [str(t) for t in targets]
     return merged
