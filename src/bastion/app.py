@@ -41,6 +41,7 @@ from bastion.services.gateway import GatewayService
 from bastion.services.health import HealthChecker
 from bastion.services.metering import Meter
 from bastion.services.model_catalog import ModelCatalog, database_loaders, store_model_in_db
+from bastion.services.shared_state import SharedState
 from bastion.services.spend_bodies import SpendBodies
 from bastion.services.spend_writer import DEFAULT_INTERVAL_S
 from bastion.services.tenancy import Tenancy, database_target
@@ -83,12 +84,15 @@ class Runtime:
     models: ModelCatalog | None = None
     alerts: Alerter | None = None
     cache: ResponseCache | None = None
+    shared: SharedState | None = None  # budgets and routing state on Redis
     reloader: ConfigReloader | None = None
 
     async def start(self) -> None:
         await self.http.start()
         if self.limits is not None:
             await self.limits.start()
+        if self.shared is not None:
+            await self.shared.start()
         if self.cache is not None:
             await self.cache.start()
         await self.tenancy.start()
@@ -122,6 +126,8 @@ class Runtime:
         await self.tenancy.stop()
         if self.cache is not None:
             await self.cache.stop()
+        if self.shared is not None:
+            await self.shared.stop()
         if self.limits is not None:
             await self.limits.stop()
         if self.alerts is not None:
@@ -151,7 +157,13 @@ def build_runtime(loaded: LoadedConfig) -> Runtime:
 
     table = config_model_table(config, registry, deployments)
     prices = PriceBook.from_config(config)
-    router = build_router(config, table, prices, loaded.warnings)
+    limits = build_rate_limiter(
+        config, deployments, source=loaded.source, dynamic_deployments=bool(stored_models)
+    )
+    shared = SharedState.of(limits)  # with Redis: routing state and budgets across replicas
+    router = build_router(
+        config, table, prices, loaded.warnings, store=shared.routing_store() if shared else None
+    )
     gateway = GatewayService(router, registry.fake, bridges={Dialect.ANTHROPIC: AnthropicBridge()})
     general = config.general_settings
     health = HealthChecker(
@@ -215,9 +227,8 @@ def build_runtime(loaded: LoadedConfig) -> Runtime:
     )
     if router.feedback.load:
         tenant_policy.on_usage = router.feedback.used
-    limits = build_rate_limiter(
-        config, deployments, source=loaded.source, dynamic_deployments=bool(stored_models)
-    )
+    if shared is not None:
+        shared.share_budgets(budgets, tenant_policy.meter)
     return Runtime(
         loaded=loaded,
         http=http,
@@ -231,6 +242,7 @@ def build_runtime(loaded: LoadedConfig) -> Runtime:
         tenancy=tenancy,
         policy=tenant_policy,
         limits=limits,
+        shared=shared,
         alerts=alerts,
         models=models,
         cache=build_response_cache(

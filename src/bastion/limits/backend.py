@@ -18,23 +18,32 @@ class Decision:
 
     Allowed: every counter was incremented, ``values`` holds each one's new value.
     Refused: nothing was incremented; ``refused`` is the index of the first counter
-    at its limit and ``values[refused]`` its value.
+    at its limit and ``values[refused]`` its value. ``read`` holds the values of the
+    extra keys the admission was asked to read (shared budget totals), when allowed.
     """
 
     allowed: bool
     window: int
     values: list[int] = field(default_factory=list)
     refused: int = -1
+    read: list[object] = field(default_factory=list)
 
 
 class CounterBackend(Protocol):
     name: str
 
     async def acquire(
-        self, counters: Sequence[Counter], tokens: int, request_id: str, now: float
+        self,
+        counters: Sequence[Counter],
+        tokens: int,
+        request_id: str,
+        now: float,
+        reads: Sequence[str] = (),
     ) -> Decision:
         """Check every counter and, only if none is at its limit, count the request
-        (rpm +1, tpm +tokens, parallel: hold a slot for ``request_id``), atomically."""
+        (rpm +1, tpm +tokens, parallel: hold a slot for ``request_id``), atomically.
+        ``reads``: keys whose values come back in the same round trip (a store that
+        shares nothing returns none)."""
         ...
 
     async def settle(

@@ -10,6 +10,11 @@ it tries the group's other deployments). After the call :meth:`LimitTicket.finis
 corrects the token reservation with the real usage and frees parallel slots,
 off the latency path.
 
+With Redis, budgets shared across replicas (policy/shared_spend.py) are read in
+the same round trip as the first admission and checked again there: a request
+whose team (key, user…) crossed its budget on another replica is refused with the
+budget error before any upstream is called.
+
 Redis unreachable: counting continues on this process's counters (or, with
 ``general_settings.rate_limit_fail_closed: true``, requests with limits are
 refused with a 503) until the link says Redis is back.
@@ -34,6 +39,8 @@ from bastion.limits.estimate import estimate_tokens
 from bastion.limits.memory import MemoryBackend
 from bastion.limits.plan import deployment_counters, principal_counters
 from bastion.policy.auth import Principal
+from bastion.policy.budgets import BudgetGuard, Charge
+from bastion.policy.shared_spend import SharedSpend
 from bastion.storage.snapshot import AuthSnapshot
 
 if TYPE_CHECKING:
@@ -87,17 +94,46 @@ class RateLimiter:
         self._to_settle: list[Settlement] = []
         self._settler: asyncio.Task[None] | None = None
         self.settle_failures = 0
+        # Budgets shared on Redis (set by the composition root): read at admission.
+        self.shared_spend: SharedSpend | None = None
+        self.budgets: BudgetGuard | None = None
 
     def ticket(
-        self, request_id: str, counters: list[Counter], tokens: Callable[[], int]
+        self,
+        request_id: str,
+        counters: list[Counter],
+        tokens: Callable[[], int],
+        charges: Sequence[Charge] = (),
     ) -> LimitTicket | None:
         """A ticket for a request held to ``counters`` (None: nothing can apply).
 
         ``tokens`` estimates the reservation; it is called only if a tpm limit applies.
+        ``charges``: the request's budgets; those shared on Redis are read and checked
+        at the first admission.
         """
-        if not counters and not self.deployment_limits:
+        reads = self._budget_reads(charges)
+        if not counters and not self.deployment_limits and not reads:
             return None
-        return LimitTicket(self, request_id, counters, tokens)
+        ticket = LimitTicket(self, request_id, counters, tokens)
+        if reads:
+            ticket.budget_check(reads, list(charges))
+        return ticket
+
+    def _budget_reads(self, charges: Sequence[Charge]) -> list[str]:
+        if not charges or self.shared_spend is None or self.budgets is None:
+            return []
+        if self.link is None or not self.link.up:
+            return []
+        return self.shared_spend.read_keys(charges)
+
+    def budget_read(
+        self, keys: Sequence[str], values: Sequence[object], charges: list[Charge]
+    ) -> None:
+        """Totals read at admission: remembered, then the budgets checked with them."""
+        if self.shared_spend is None or self.budgets is None:
+            return
+        self.shared_spend.seen(keys, values)
+        self.budgets.check(charges)
 
     def ticket_for(
         self,
@@ -110,6 +146,7 @@ class RateLimiter:
         body: dict[str, Any],
         body_bytes: int,
         operation: Operation,
+        charges: Sequence[Charge] = (),
     ) -> LimitTicket | None:
         """The ticket of one LLM request (None when no limit can apply to it)."""
         counters = principal_counters(
@@ -120,7 +157,7 @@ class RateLimiter:
             global_max_parallel=self.global_max_parallel,
         )
         return self.ticket(
-            request_id, counters, lambda: estimate_tokens(body, body_bytes, operation)
+            request_id, counters, lambda: estimate_tokens(body, body_bytes, operation), charges
         )
 
     async def start(self) -> None:
@@ -147,16 +184,17 @@ class RateLimiter:
         return details
 
     async def acquire(
-        self, counters: Sequence[Counter], tokens: int, request_id: str
+        self, counters: Sequence[Counter], tokens: int, request_id: str, reads: Sequence[str] = ()
     ) -> tuple[CounterBackend, Decision]:
         now = self.clock()
         if self.shared is not None and self.link is not None:
             if self.link.up:
                 try:
-                    return self.shared, await self.shared.acquire(counters, tokens, request_id, now)
+                    decision = await self.shared.acquire(counters, tokens, request_id, now, reads)
+                    return self.shared, decision
                 except _redis_failures() as exc:
                     self.link.failed(exc)
-            if self.fail_closed:
+            if self.fail_closed and counters:
                 raise LimitsUnavailableError(
                     "rate limits cannot be checked: Redis is unreachable and the gateway is "
                     "configured to refuse (general_settings.rate_limit_fail_closed). "
@@ -218,6 +256,12 @@ class LimitTicket:
         self._used: int | None = None
         self._served: Deployment | None = None
         self._finished = False
+        self._budget_keys: list[str] = []  # shared budget totals read at the first admission
+        self._charges: list[Charge] = []
+
+    def budget_check(self, keys: list[str], charges: list[Charge]) -> None:
+        """Read these shared budget totals at the first admission and check the budgets."""
+        self._budget_keys, self._charges = keys, charges
 
     async def admit(self, deployment: Deployment) -> None:
         """Count the request against the caller's limits (first time) and the
@@ -225,14 +269,15 @@ class LimitTicket:
         limiter = self._limiter
         own = deployment_counters(deployment) if limiter.deployment_limits else []
         counters = [*self._pending, *own] if self._pending else own
-        if not counters:
+        reads = self._budget_keys
+        if not counters and not reads:
             return
         tokens = 0
         if any(c.kind is Kind.TPM for c in counters):
             if self._tokens is None:
                 self._tokens = max(0, self._estimate())
             tokens = self._tokens
-        backend, decision = await limiter.acquire(counters, tokens, self.request_id)
+        backend, decision = await limiter.acquire(counters, tokens, self.request_id, reads)
         if not decision.allowed:
             counter = counters[decision.refused]
             error_headers = _refusal_headers(counter, decision.values[decision.refused], limiter)
@@ -256,6 +301,10 @@ class LimitTicket:
             self._pending = []
         if own:
             self._held.append(_Held(backend, own, decision.window, tokens, deployment))
+        if reads:
+            self._budget_keys = []
+            if decision.read:  # refused here: the counters held are settled by finish()
+                limiter.budget_read(reads, decision.read, self._charges)
 
     def record_usage(self, usage: Usage) -> None:
         self._used = usage.total_tokens

@@ -17,7 +17,12 @@ class MemoryBackend:
         self._parallel: dict[str, int] = {}
 
     async def acquire(
-        self, counters: Sequence[Counter], tokens: int, request_id: str, now: float
+        self,
+        counters: Sequence[Counter],
+        tokens: int,
+        request_id: str,
+        now: float,
+        reads: Sequence[str] = (),
     ) -> Decision:
         return self.acquire_now(counters, tokens, now)
 

@@ -14,6 +14,9 @@ together as one pipeline: each request still has exactly one round trip, and
 under load many requests share it (fewer system calls, for the gateway and for
 Redis). Settling after the call is a second script, sent in the background
 for many requests at once (see limits/limiter.py).
+Keys named in ``reads`` (shared budget totals, policy/shared_spend.py) follow
+the counters in KEYS: the script returns their values after the counters', so a
+budget check reads them in the admission's round trip.
 Every key the scripts touch is passed in KEYS, so Redis-compatible servers that
 insist on declared keys (Dragonfly) run them unchanged.
 """
@@ -33,16 +36,18 @@ from bastion.limits.counters import WINDOW_S, Counter, Kind, window_of
 LEASE_S = 600
 KEY_TTL_S = 2 * WINDOW_S
 
-# KEYS[i]: counter i. ARGV: now, request id, lease, ttl, tokens, then per counter
-# its kind (r, t, p) and limit. Returns {1, v1..vn} or {0, i, v_i}.
+# KEYS[i]: counter i (i <= n), then keys only read. ARGV: now, request id, lease,
+# ttl, tokens, then per counter its kind (r, t, p) and limit.
+# Returns {1, v1..vn, read values} or {0, i, v_i}.
 ACQUIRE_LUA = """
 local now = tonumber(ARGV[1])
 local rid = ARGV[2]
 local lease = tonumber(ARGV[3])
 local ttl = tonumber(ARGV[4])
 local tokens = tonumber(ARGV[5])
+local n = (#ARGV - 5) / 2
 local values = {}
-for i = 1, #KEYS do
+for i = 1, n do
   local kind = ARGV[4 + 2 * i]
   local limit = tonumber(ARGV[5 + 2 * i])
   local used
@@ -58,7 +63,7 @@ for i = 1, #KEYS do
   values[i] = used
 end
 local out = {1}
-for i = 1, #KEYS do
+for i = 1, n do
   local kind = ARGV[4 + 2 * i]
   if kind == 'r' then
     out[i + 1] = redis.call('INCR', KEYS[i])
@@ -71,6 +76,9 @@ for i = 1, #KEYS do
     redis.call('EXPIRE', KEYS[i], lease)
     out[i + 1] = values[i] + 1
   end
+end
+for i = n + 1, #KEYS do
+  out[i + 1] = redis.call('GET', KEYS[i])
 end
 return out
 """
@@ -126,17 +134,24 @@ class RedisBackend:
         return f"{self.prefix}{counter.kind.value}:{counter.scope}:{window}"
 
     async def acquire(
-        self, counters: Sequence[Counter], tokens: int, request_id: str, now: float
+        self,
+        counters: Sequence[Counter],
+        tokens: int,
+        request_id: str,
+        now: float,
+        reads: Sequence[str] = (),
     ) -> Decision:
         window = window_of(now)
         keys = [self.key_of(c, window) for c in counters]
+        keys += reads
         args: list[Any] = [repr(now), request_id, LEASE_S, KEY_TTL_S, tokens]
         for counter in counters:
             args.append(_KIND_CODE[counter.kind])
             args.append(counter.limit)
         reply = await self._admit(keys, args)
         if int(reply[0]) == 1:
-            return Decision(True, window, [int(v) for v in reply[1:]])
+            count = len(counters) + 1
+            return Decision(True, window, [int(v) for v in reply[1:count]], read=reply[count:])
         refused = int(reply[1]) - 1
         values = [0] * len(counters)
         values[refused] = int(reply[2])

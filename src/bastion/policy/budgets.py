@@ -1,6 +1,8 @@
 """Budget checks before a call: key, team, team member, user, end user, organization, global.
 
-Spend is the auth snapshot's plus what this worker spent since (policy/ledger.py).
+Spend is the auth snapshot's plus what this worker spent since (policy/ledger.py),
+or, with Redis, the window total every replica adds to when that is larger
+(policy/shared_spend.py).
 A budget whose reset time has passed counts as fresh even before the reset job
 has zeroed it in the database.
 """
@@ -12,12 +14,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from bastion.core.errors import BudgetExceededError
 from bastion.policy.auth import Principal, PrincipalKind
 from bastion.policy.ledger import EntityKey, SpendLedger
 from bastion.storage.snapshot import AuthSnapshot, BudgetFields
+
+if TYPE_CHECKING:
+    from bastion.policy.shared_spend import SharedSpend
 
 logger = logging.getLogger("bastion.budgets")
 
@@ -127,6 +132,8 @@ class BudgetGuard:
         # Told each event once (services/alerts.py sends it off the request path).
         self.alerts = alerts
         self._alerted: dict[_AlertKey, datetime | None] = {}
+        # Spend totals shared across replicas (Redis), set by the composition root.
+        self.shared: SharedSpend | None = None
 
     def check(self, charges: list[Charge]) -> None:
         now = self._clock()
@@ -152,7 +159,24 @@ class BudgetGuard:
         if reset_at is not None and reset_at.tzinfo is None:
             reset_at = reset_at.replace(tzinfo=UTC)
         base = Decimal(0) if reset_at is not None and reset_at <= now else charge.spend
-        return base + self.ledger.pending(charge.entity)
+        local = base + self.ledger.pending(charge.entity)
+        if self.shared is not None:
+            total = self.shared.total(charge, base, now)
+            if total is not None and total > local:
+                return total
+        return local
+
+    def spent(self, charges: list[Charge], amount: Decimal) -> None:
+        """After the ledger took a call's spend: add it to the shared totals too."""
+        if self.shared is None or not amount:
+            return
+        now = self._clock()
+        views = []
+        for charge in charges:
+            reset_at = _aware(charge.reset_at)
+            base = Decimal(0) if reset_at is not None and reset_at <= now else charge.spend
+            views.append(base + self.ledger.pending(charge.entity))
+        self.shared.add(charges, amount, views)
 
     def _alert(
         self,

@@ -69,6 +69,8 @@ class Meter:
         self.prices = prices
         self.ledger = ledger
         self.writer = writer
+        # Told each call's charges and cost after the ledger (budgets shared on Redis).
+        self.on_charged: Callable[[list[Charge], Decimal], None] | None = None
 
     def usage_of_answer(self, context: CallContext, body: bytes) -> tuple[Usage, int]:
         """Usage and image count of a complete answer (JSON in the client's dialect).
@@ -105,6 +107,8 @@ class Meter:
             else self.cost_of(context, deployment, usage, images=images)
         )
         self.ledger.add((c.entity for c in context.charges), amount)
+        if self.on_charged is not None and amount:
+            self.on_charged(context.charges, amount)
         if context.on_usage is not None:
             context.on_usage(usage)
         principal = context.principal

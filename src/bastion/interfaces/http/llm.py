@@ -203,6 +203,7 @@ class LLMEndpoints:
             body=body,
             body_bytes=body_bytes,
             operation=operation,
+            charges=context.charges if context is not None else (),
         )
         if ticket is not None and context is not None:
             context.on_usage = ticket.record_usage
