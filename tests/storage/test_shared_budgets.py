@@ -164,3 +164,18 @@ async def test_with_redis_away_budgets_use_the_local_view(redis_prefix: str) -> 
         assert a.sender.lost == 0 and not a.sender._queue
         with pytest.raises(BudgetExceededError):
             a.guard.check([TEAM])
+
+
+async def test_a_second_check_on_an_older_snapshot_keeps_the_total(redis_prefix: str) -> None:
+    """A request's charges come from the snapshot of its first check; when a newer
+    snapshot was installed before its admission, its lower spend is not a reset."""
+    async with replicas(redis_prefix, n=1) as (a,):
+        roomy = replace(TEAM, max_budget=Decimal(1))
+        older = replace(roomy, spend=Decimal("0.04"))
+        a.charge([older], "0.02")
+        await a.sender.drain()
+        newer = replace(roomy, spend=Decimal("0.05"))
+        a.guard.check([newer])  # another request, on the newer snapshot
+        a.guard.check([older], again=True)
+        assert a.guard.current_spend(older, datetime.now(UTC), again=True) == Decimal("0.06")
+        assert not a.shared.has_forgotten()

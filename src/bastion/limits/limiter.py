@@ -133,7 +133,7 @@ class RateLimiter:
         if self.shared_spend is None or self.budgets is None:
             return
         self.shared_spend.seen(keys, values)
-        self.budgets.check(charges)
+        self.budgets.check(charges, again=True)
 
     def ticket_for(
         self,

@@ -135,13 +135,15 @@ class BudgetGuard:
         # Spend totals shared across replicas (Redis), set by the composition root.
         self.shared: SharedSpend | None = None
 
-    def check(self, charges: list[Charge]) -> None:
+    def check(self, charges: list[Charge], *, again: bool = False) -> None:
+        """Raises BudgetExceededError for the first charge over its budget. ``again``:
+        the same charges checked a second time (with shared totals just read)."""
         now = self._clock()
         for charge in charges:
             limit = charge.max_budget
             if limit is None and charge.entity[0] == "end_user":
                 limit = self.default_end_user_budget
-            spend = self.current_spend(charge, now)
+            spend = self.current_spend(charge, now, again=again)
             if charge.soft_budget is not None and spend >= charge.soft_budget:
                 self._alert("soft_budget_crossed", charge, spend, charge.soft_budget, now)
             if limit is not None and spend >= limit:
@@ -154,14 +156,14 @@ class BudgetGuard:
                 error.status = self.status
                 raise error
 
-    def current_spend(self, charge: Charge, now: datetime) -> Decimal:
+    def current_spend(self, charge: Charge, now: datetime, *, again: bool = False) -> Decimal:
         reset_at = charge.reset_at
         if reset_at is not None and reset_at.tzinfo is None:
             reset_at = reset_at.replace(tzinfo=UTC)
         base = Decimal(0) if reset_at is not None and reset_at <= now else charge.spend
         local = base + self.ledger.pending(charge.entity)
         if self.shared is not None:
-            total = self.shared.total(charge, base, now)
+            total = self.shared.total(charge, base, now, watch=not again)
             if total is not None and total > local:
                 return total
         return local

@@ -109,13 +109,18 @@ class SharedSpend:
             if amount is not None:
                 self._seen[key] = amount
 
-    def total(self, charge: Charge, base: Decimal, now: datetime) -> Decimal | None:
+    def total(
+        self, charge: Charge, base: Decimal, now: datetime, *, watch: bool = True
+    ) -> Decimal | None:
         """The last shared total of the charge's window; ``base`` is the snapshot's spend
-        (0 after a reset time has passed). A base lower than the last one seen in the
-        same window means spend was lowered by hand: the shared total is dropped."""
+        (0 after a reset time has passed). ``watch`` (first checks, whose charges come
+        from the newest snapshot): a base lower than the last one seen in the same
+        window means spend was lowered by hand, and the shared total is dropped."""
         if not self.shared(charge):
             return None
         key = self.key_of(charge, now).name
+        if not watch:
+            return self._seen.get(key)
         before = self._bases.get(key)
         if before is None or before != base:
             if len(self._bases) > 100_000:
