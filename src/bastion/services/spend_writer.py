@@ -184,6 +184,7 @@ def record_from_row(row: dict[str, Any]) -> SpendRecord:
         spend=Decimal(str(row["spend"])),
         start_time=start,
         end_time=when(row.get("end_time")),
+        completion_start_time=when(row.get("completion_start_time")),
         call_type=row.get("call_type", "completion"),
         status=row.get("status", "success"),
         api_key=row.get("api_key"),
@@ -203,5 +204,8 @@ def record_from_row(row: dict[str, Any]) -> SpendRecord:
         cache_creation_tokens=int(row.get("cache_creation_tokens", 0)),
         reasoning_tokens=int(row.get("reasoning_tokens", 0)),
         request_tags=tuple(row.get("request_tags") or ()),
+        cache_hit=bool(row.get("cache_hit", False)),
+        messages=row.get("messages"),
+        response=row.get("response"),
         metadata=row.get("metadata") or {},
     )
