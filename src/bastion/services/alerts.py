@@ -27,12 +27,14 @@ import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import aiohttp
 import orjson
 
 from bastion.policy.budgets import BudgetEvent
+
+if TYPE_CHECKING:
+    import aiohttp
 
 logger = logging.getLogger("bastion.alerts")
 
@@ -207,6 +209,8 @@ class Alerter:
 
     async def _deliver(self, event: BudgetEvent) -> None:
         if self._session is None:
+            import aiohttp  # only once an alert is sent: several megabytes resident
+
             self._session = aiohttp.ClientSession(
                 timeout=aiohttp.ClientTimeout(total=SEND_TIMEOUT_S)
             )
