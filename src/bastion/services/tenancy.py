@@ -36,14 +36,14 @@ LATEST_REVISION = "0002"
 
 async def migrate_database(target: DatabaseTarget) -> str:
     """Bring the schema to the newest revision (run once, before workers start)."""
-    if await _current_revision(target) == LATEST_REVISION:
+    if await current_revision(target) == LATEST_REVISION:
         return LATEST_REVISION
     from bastion.storage.migrator import migrate  # Alembic: only when migrating
 
     return await migrate(target)
 
 
-async def _current_revision(target: DatabaseTarget) -> str | None:
+async def current_revision(target: DatabaseTarget) -> str | None:
     engine = create_engine(target)
     try:
         async with engine.connect() as conn:

@@ -190,9 +190,8 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _migrate(configured_url: str | None) -> bool:
     """Bring the database schema up to date once, in the parent, before any worker."""
-    import asyncio
-
-    from bastion.services.tenancy import database_target, migrate_database
+    from bastion.services.migration_process import MigrationFailedError, migrate_outside
+    from bastion.services.tenancy import database_target
     from bastion.storage.urls import DatabaseURLError
 
     try:
@@ -201,11 +200,13 @@ def _migrate(configured_url: str | None) -> bool:
         print(f"bastion: {exc}", file=sys.stderr)
         return False
     try:
-        revision = asyncio.run(migrate_database(target))
+        revision = migrate_outside(target)
     except Exception as exc:
+        reason = (
+            str(exc) if isinstance(exc, MigrationFailedError) else f"{type(exc).__name__}: {exc}"
+        )
         print(
-            f"bastion: cannot migrate the database at {target.redacted()}: "
-            f"{type(exc).__name__}: {exc}",
+            f"bastion: cannot migrate the database at {target.redacted()}: {reason}",
             file=sys.stderr,
         )
         return False
