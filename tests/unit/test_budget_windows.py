@@ -202,3 +202,14 @@ def test_budget_events_once_per_entity_and_window() -> None:
     with pytest.raises(BudgetExceededError):
         guard.check([_charge("21", None, "20", day_after)])
     assert len(events) == 5 and events[-1].limit == Decimal(20)
+
+
+def test_an_invalid_global_budget_duration_is_a_config_error() -> None:
+    from bastion.config.loader import load_config_text
+    from bastion.core.errors import ConfigError
+
+    with pytest.raises(ConfigError) as error:
+        load_config_text("litellm_settings: {max_budget: 1, budget_duration: 30x}\n", source="t")
+    assert "litellm_settings.budget_duration" in str(error.value)
+    loaded = load_config_text("litellm_settings: {max_budget: 1, budget_duration: 1mo}\n")
+    assert loaded.config.litellm_settings.budget_duration == "1mo"

@@ -156,6 +156,13 @@ class LiteLLMSettings(_Section):
     # A stream's final usage object carries its cost (USD) as ``cost``.
     include_cost_in_streaming_usage: bool = False
 
+    @field_validator("budget_duration")
+    @classmethod
+    def _budget_duration(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_duration(value)  # a ValueError names the field
+        return value
+
 
 class GeneralSettings(_Section):
     master_key: str | None = None

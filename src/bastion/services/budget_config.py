@@ -8,7 +8,7 @@ from typing import Any
 
 from bastion.config.model import ProxyConfig
 from bastion.policy.budget_windows import WindowBudgets
-from bastion.policy.durations import DurationError, parse_duration
+from bastion.policy.durations import parse_duration
 from bastion.services.alerts import Alerter, AlertSettings
 
 
@@ -17,11 +17,8 @@ def window_budgets(config: ProxyConfig, warnings: list[str]) -> WindowBudgets:
     holder of per-model key budgets (``model_max_budget``), which are always enforced."""
     settings = config.litellm_settings
     period = None
-    if settings.budget_duration:
-        try:
-            period = parse_duration(settings.budget_duration, field="budget_duration")
-        except DurationError as exc:
-            raise ValueError(f"litellm_settings.{exc}") from None
+    if settings.budget_duration:  # validated with the config (config/model.py)
+        period = parse_duration(settings.budget_duration)
         if settings.max_budget is None:
             warnings.append(
                 "litellm_settings.budget_duration is set without max_budget: no global budget"
