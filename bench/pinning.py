@@ -92,11 +92,39 @@ def _cpu_set(cpus: str | None) -> set[int]:
     return {int(c) for c in cpus.split(",")}
 
 
+# Background processes of the gateway (its spend writer): not part of the serving worker.
+BACKGROUND_NAMES = ("bastion-spend",)
+
+
 def pin_tree(root: int, cpus: str | None) -> None:
-    """Move every thread of every process under root to cpus (None: any CPU we may use)."""
+    """Move every thread of every process under root to cpus (None: any CPU we may use).
+
+    The gateway's background processes go to the other CPUs instead: the targets are
+    for one serving worker, and a deployment's writer runs wherever the OS puts it, not
+    on the worker's core. (``--pin-background with-gateway`` keeps them together.)
+    """
     wanted = _cpu_set(cpus)
+    others = set(os.sched_getaffinity(0)) - wanted
     for pid in process_tree(root):
+        target = wanted
+        if others and BACKGROUND_WITH_GATEWAY is False and _is_background(pid):
+            target = others
         with contextlib.suppress(OSError):
             for task in Path(f"/proc/{pid}/task").iterdir():
                 with contextlib.suppress(OSError):
-                    os.sched_setaffinity(int(task.name), wanted)
+                    os.sched_setaffinity(int(task.name), target)
+
+
+BACKGROUND_WITH_GATEWAY = False  # set by run.py's --pin-background
+
+
+def background_pids(root: int) -> list[int]:
+    return [pid for pid in process_tree(root) if _is_background(pid)]
+
+
+def _is_background(pid: int) -> bool:
+    try:
+        name = Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return False
+    return name.startswith(BACKGROUND_NAMES)

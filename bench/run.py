@@ -84,6 +84,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="CPU pinning (default: auto; see bench/README.md)",
     )
     parser.add_argument(
+        "--pin-background",
+        choices=["apart", "with-gateway"],
+        default="apart",
+        help="where the gateway's spend writer runs: on the other CPUs (default) or on the "
+        "gateway's CPU",
+    )
+    parser.add_argument(
         "--wait-idle",
         type=float,
         default=0,
@@ -145,10 +152,19 @@ class Bench:
         }
         if self.args.warmup > 0:
             run_wrk(self.wrk, url, duration_s=self.args.warmup, **common)
+        background = [b for pid in pids[1:] for b in pinning.background_pids(pid)]
+        before = _cpu_seconds(background)
         (result, _raw), noise = measure_foreign(
             pids, lambda: run_wrk(self.wrk, url, duration_s=self.args.duration, **common)
         )
         result.foreign_cpu_pct = noise
+        if background:
+            used = _cpu_seconds(background) - before
+            print(
+                f"   {scenario.name:<16} spend writer used {100 * used / self.args.duration:.0f}%"
+                " of a CPU",
+                flush=True,
+            )
         return result
 
     def direct(self, pair: Pair, pids: list[int]) -> None:
@@ -260,6 +276,17 @@ def build_targets(args: argparse.Namespace, out_dir: Path) -> tuple[list[Target]
     return targets, skipped
 
 
+def _cpu_seconds(pids: list[int]) -> float:
+    ticks = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])  # utime + stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def metadata(args: argparse.Namespace, wrk: str, pin: PinPlan) -> dict[str, Any]:
     def out(cmd: list[str]) -> str:
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
@@ -284,6 +311,7 @@ def metadata(args: argparse.Namespace, wrk: str, pin: PinPlan) -> dict[str, Any]
         "duration_s": args.duration,
         "warmup_s": args.warmup,
         "pinning": pin.describe(),
+        "spend_writer": args.pin_background,
         "config": str(args.config),
     }
 
@@ -308,6 +336,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     wrk = ensure_wrk()
     pin = pinning.plan(args.pin)
+    pinning.BACKGROUND_WITH_GATEWAY = args.pin_background == "with-gateway"
     out_dir = args.results_dir / time.strftime("%Y%m%d-%H%M%S")
     out_dir.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("BASTION_DB_PATH", str(out_dir / "bastion.db"))

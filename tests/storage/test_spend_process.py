@@ -60,6 +60,11 @@ def _niceness(pid: int) -> int | None:
     return int(stat.read_text().rsplit(")", 1)[1].split()[16])
 
 
+def _process_name(pid: int) -> str | None:
+    comm = Path(f"/proc/{pid}/comm")
+    return comm.read_text().strip() if comm.exists() else None
+
+
 async def test_batches_are_written_once_and_survive_signals(
     db: Database, migrated_url: str
 ) -> None:
@@ -76,6 +81,7 @@ async def test_batches_are_written_once_and_survive_signals(
         assert process._process.pid == pid and process._process.is_alive()
         niceness = _niceness(pid)
         assert niceness is None or niceness >= NICENESS
+        assert _process_name(pid) in (None, "bastion-spend")
     finally:
         await process.close()
     assert process._process is None
