@@ -193,6 +193,9 @@ class Responses:
         self.bad_request = http_response("400 Bad Request", b'{"error":"bad request"}')
         self.llm_requests = 0
 
+    def is_llm(self, response: bytes) -> bool:
+        return response in (self.chat, self.chat_stream, self.messages, self.messages_stream)
+
     def route(self, method: bytes, path: bytes, body: bytes) -> bytes:
         path = path.split(b"?", 1)[0]
         if method == b"POST":
@@ -215,10 +218,11 @@ class Responses:
 class MockProtocol(asyncio.Protocol):
     """One connection: feed bytes to httptools, answer each complete request."""
 
-    __slots__ = ("_body", "_parser", "_responses", "_transport", "_url")
+    __slots__ = ("_body", "_delay", "_parser", "_responses", "_transport", "_url")
 
-    def __init__(self, responses: Responses) -> None:
+    def __init__(self, responses: Responses, delay_s: float = 0.0) -> None:
         self._responses = responses
+        self._delay = delay_s
         self._parser = httptools.HttpRequestParser(self)
         self._transport: asyncio.Transport | None = None
         self._url = b""
@@ -255,16 +259,30 @@ class MockProtocol(asyncio.Protocol):
         if transport is None:
             return
         body = b"".join(self._body) if self._body else b""
-        transport.write(self._responses.route(self._parser.get_method(), self._url, body))
-        if not self._parser.should_keep_alive():
+        response = self._responses.route(self._parser.get_method(), self._url, body)
+        keep_alive = self._parser.should_keep_alive()
+        if self._delay and self._responses.is_llm(response):
+            # A provider's time to answer (--delay-ms), without blocking other connections.
+            asyncio.get_running_loop().call_later(
+                self._delay, self._answer, transport, response, keep_alive
+            )
+            return
+        self._answer(transport, response, keep_alive)
+
+    @staticmethod
+    def _answer(transport: asyncio.Transport, response: bytes, keep_alive: bool) -> None:
+        if transport.is_closing():
+            return
+        transport.write(response)
+        if not keep_alive:
             transport.close()
 
 
-async def serve(host: str, port: int) -> None:
+async def serve(host: str, port: int, delay_s: float = 0.0) -> None:
     loop = asyncio.get_running_loop()
     responses = Responses()
     server = await loop.create_server(
-        lambda: MockProtocol(responses), host, port, backlog=4096, reuse_address=True
+        lambda: MockProtocol(responses, delay_s), host, port, backlog=4096, reuse_address=True
     )
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -278,8 +296,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=9001)
+    parser.add_argument(
+        "--delay-ms", type=float, default=0.0, help="answer LLM requests after this long"
+    )
     args = parser.parse_args()
-    uvloop.run(serve(args.host, args.port))
+    uvloop.run(serve(args.host, args.port, args.delay_ms / 1000))
 
 
 if __name__ == "__main__":

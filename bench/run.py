@@ -84,6 +84,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="CPU pinning (default: auto; see bench/README.md)",
     )
     parser.add_argument(
+        "--mock-delay-ms",
+        type=float,
+        default=0.0,
+        metavar="MS",
+        help="the mock answers LLM calls after MS milliseconds, like a provider "
+        "(e.g. to show a response-cache hit against a realistic upstream)",
+    )
+    parser.add_argument(
         "--pin-background",
         choices=["apart", "with-gateway"],
         default="apart",
@@ -114,9 +122,11 @@ def build_scenarios(args: argparse.Namespace) -> list[Scenario]:
 
 
 @contextmanager
-def running_mock(out_dir: Path, pin: PinPlan) -> Iterator[Service]:
+def running_mock(out_dir: Path, pin: PinPlan, delay_ms: float = 0.0) -> Iterator[Service]:
     port = free_port()
     cmd = [sys.executable, str(BENCH_DIR / "fast_mock.py"), "--port", str(port)]
+    if delay_ms:
+        cmd += ["--delay-ms", str(delay_ms)]
     mock = spawn("fast_mock", cmd, port, out_dir / "mock.log", cpus=pin.multi.mock)
     try:
         wait_ready(mock, "/health", timeout_s=15)
@@ -312,6 +322,7 @@ def metadata(args: argparse.Namespace, wrk: str, pin: PinPlan) -> dict[str, Any]
         "warmup_s": args.warmup,
         "pinning": pin.describe(),
         "spend_writer": args.pin_background,
+        "mock_delay_ms": args.mock_delay_ms,
         "config": str(args.config),
     }
 
@@ -349,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"waiting up to {args.wait_idle:g} s for an idle machine ...", flush=True)
         busy = wait_for_idle(args.wait_idle, NOISE_WARN_PCT)
         print(f"other processes use {busy:.0f}% of a core; starting", flush=True)
-    with running_mock(out_dir, pin) as mock:
+    with running_mock(out_dir, pin, args.mock_delay_ms) as mock:
         print(f"fast mock on port {mock.port} (pid {mock.pid})", flush=True)
         bench = Bench(args, wrk, pin, mock, out_dir)
         measured = [bench.run_target(t) for t in targets] if targets else [bench.direct_only()]

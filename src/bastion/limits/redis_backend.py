@@ -107,6 +107,11 @@ while a <= #ARGV do
 end
 return 1
 """
+# Admissions sent to Redis at once; more wait and go together as one pipeline when a
+# call returns. One at a time halves the CPU per admission under load but makes every
+# request wait for the call ahead of it (a convoy: +3 ms p50 at 32 connections with a
+# 20 ms upstream); a few at a time keeps most of the saving without the wait.
+MAX_IN_FLIGHT = 4
 # Settlements sent in one script call at most (a burst is split into several).
 SETTLE_BATCH = 256
 
@@ -124,7 +129,7 @@ class RedisBackend:
         self.prefix = prefix
         self._acquire = client.register_script(ACQUIRE_LUA)
         self._settle = client.register_script(SETTLE_LUA)
-        self._busy = False
+        self._in_flight = 0
         self._waiting: list[tuple[list[str], list[Any], asyncio.Future[Any]]] = []
         self._batches: set[asyncio.Task[None]] = set()
 
@@ -158,22 +163,23 @@ class RedisBackend:
         return Decision(False, window, values, refused)
 
     async def _admit(self, keys: list[str], args: list[Any]) -> Any:
-        if self._busy:
+        if self._in_flight >= MAX_IN_FLIGHT:
             waiting: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
             self._waiting.append((keys, args, waiting))
             return await waiting
-        self._busy = True
+        self._in_flight += 1
         try:
             return await self._acquire(keys=keys, args=args)
         finally:
+            self._in_flight -= 1
             self._next()
 
     def _next(self) -> None:
-        """After a call: send everything that waited as one pipeline, or go idle."""
-        if not self._waiting:
-            self._busy = False
+        """After a call: send everything that waited as one pipeline (when a call may go)."""
+        if not self._waiting or self._in_flight >= MAX_IN_FLIGHT:
             return
         batch, self._waiting = self._waiting, []
+        self._in_flight += 1
         task = asyncio.get_running_loop().create_task(self._send(batch))
         self._batches.add(task)
         task.add_done_callback(self._batches.discard)
@@ -200,6 +206,7 @@ class RedisBackend:
             if not isinstance(exc, Exception):
                 raise
         finally:
+            self._in_flight -= 1
             self._next()
 
     async def settle(
