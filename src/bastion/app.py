@@ -271,6 +271,7 @@ def create_app(loaded: LoadedConfig) -> BastionApp:
         runtime.tenancy,
         limits=runtime.limits,
         cache=runtime.cache,
+        shared=runtime.shared,
     )
     counter = TokenCountService(runtime.router)
     tokens = CountTokensEndpoint(counter, runtime.auth, int(max_mb * 1_048_576))

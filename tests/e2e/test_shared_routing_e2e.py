@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import openai
 import pytest
 
@@ -72,3 +73,9 @@ def test_a_deployment_cooled_by_one_gateway_is_skipped_by_the_other(
         for _ in range(30):  # the second gateway never met the 429, yet skips the deployment
             clients[1].chat.completions.create(model="gpt", messages=MESSAGES)
         assert len(limited.requests) == hit
+
+        # Readiness says where the routing state lives and that the replicas see each other.
+        shared = httpx.get(f"{second.url}/health/readiness", timeout=5).json()["shared_state"]
+        assert shared["budgets"] == "redis"
+        assert shared["routing"]["backend"] == "redis"
+        assert shared["routing"]["replicas_seen"] == 2

@@ -15,6 +15,7 @@ from bastion.limits.limiter import RateLimiter
 from bastion.policy.auth import Authenticator, extract_key
 from bastion.routing.model_table import ModelTable
 from bastion.services.health import HealthChecker, public_params
+from bastion.services.shared_state import SharedState
 from bastion.services.tenancy import Tenancy
 
 
@@ -28,6 +29,7 @@ class InfoEndpoints:
         *,
         limits: RateLimiter | None = None,
         cache: ResponseCache | None = None,
+        shared: SharedState | None = None,
     ) -> None:
         self.table = table
         self.auth = auth
@@ -35,6 +37,7 @@ class InfoEndpoints:
         self.tenancy = tenancy
         self.limits = limits
         self.cache = cache
+        self.shared = shared
         self.created = int(time.time())
 
     async def models(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -84,6 +87,7 @@ class InfoEndpoints:
                 "success_callbacks": [],
                 **({"rate_limits": self.limits.status()} if self.limits is not None else {}),
                 **({"cache_details": self.cache.status()} if self.cache is not None else {}),
+                **({"shared_state": self.shared.status()} if self.shared is not None else {}),
             },
         )
 
