@@ -166,6 +166,8 @@ class RateLimiter:
 
     async def stop(self) -> None:
         await self.drain()
+        if self.shared is not None:
+            await self.shared.close()
         if self.link is not None:
             await self.link.stop()
 
