@@ -8,6 +8,11 @@ the end of a minute if too little of it is left (at most ~20 s).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import shutil
+import socket
+import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -254,3 +259,126 @@ def test_tpm_reserves_an_estimate_and_settles_with_the_real_usage(
         assert time.monotonic() < deadline, (remaining, expected)
         expected -= usage.total_tokens  # this probe's own usage settles too
         time.sleep(0.1)
+
+
+class PrivateRedis:
+    """A redis-server of this test's own (the shared one must not be stopped)."""
+
+    def __init__(self, port: int, workdir: Path) -> None:
+        self.port, self.workdir = port, workdir
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.workdir),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", self.port), 0.2),
+            ):
+                return
+            time.sleep(0.05)
+        raise AssertionError("redis-server did not start")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(10)
+            self.process = None
+
+
+def _redis_backend(gw: GatewayProcess) -> str:
+    return str(httpx.get(f"{gw.url}/health/readiness", timeout=5).json()["rate_limits"]["backend"])
+
+
+def _wait_for_backend(gw: GatewayProcess, wanted: str, within_s: float = 40) -> None:
+    deadline = time.monotonic() + within_s
+    while _redis_backend(gw) != wanted:
+        assert time.monotonic() < deadline, f"rate limits never went to {wanted}"
+        time.sleep(0.2)
+
+
+@pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs the redis-server binary")
+def test_redis_stopped_and_restarted_under_load(
+    upstream: CountingUpstream, redis_prefix: str, tmp_path: Path
+) -> None:
+    port = free_port()
+    server = PrivateRedis(port, tmp_path)
+    server.start()
+    config = gateway_config(
+        upstream,
+        database=tmp_path / "restart.db",
+        prefix=redis_prefix,
+        redis_port=port,
+        deployment_rpm=1_000_000,  # a limit on every call, never reached
+    )
+    outcomes: list[int | str] = []
+    stop = threading.Event()
+
+    def load(url: str) -> None:
+        with httpx.Client(timeout=10) as client:
+            while not stop.is_set():
+                try:
+                    response = client.post(
+                        f"{url}/v1/chat/completions",
+                        json={"model": "gpt", "messages": MESSAGES},
+                        headers={"Authorization": f"Bearer {MASTER}"},
+                    )
+                    outcomes.append(response.status_code)
+                except httpx.HTTPError as exc:
+                    outcomes.append(type(exc).__name__)
+
+    try:
+        with GatewayProcess(config) as gw:
+            _wait_for_backend(gw, "redis")
+            workers = [threading.Thread(target=load, args=(gw.url,)) for _ in range(4)]
+            for worker in workers:
+                worker.start()
+            try:
+                time.sleep(1)
+                served_on_redis = len(outcomes)
+                server.stop()  # Redis goes away under load
+                _wait_for_backend(gw, "memory")
+                before_restart = len(outcomes)
+                time.sleep(1)
+                assert len(outcomes) > before_restart  # still serving, on local counters
+                server.start()  # and comes back, empty
+                _wait_for_backend(gw, "redis")
+                after = len(outcomes)
+                time.sleep(1)
+                assert len(outcomes) > after
+            finally:
+                stop.set()
+                for worker in workers:
+                    worker.join(15)
+            assert served_on_redis > 0
+            assert set(outcomes) == {200}, sorted(set(map(str, outcomes)))
+            # Counting resumed on the restarted server.
+            keys = subprocess.run(
+                ["redis-cli", "-p", str(port), "--scan", "--pattern", f"{redis_prefix}*"],
+                capture_output=True,
+                text=True,
+                check=True,
+                timeout=10,
+            ).stdout.split()
+            assert any(":rpm:" in k for k in keys), keys
+            log = gw.log()
+            assert log.count("is unreachable") == 1, log
+    finally:
+        server.stop()
