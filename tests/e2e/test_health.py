@@ -79,6 +79,14 @@ def test_liveness_probes(env: Env, path: str) -> None:
     assert httpx.head(env.gw.url + path).status_code == 200
 
 
+def test_the_root_says_what_this_is_without_a_key(env: Env) -> None:
+    resp = httpx.get(env.gw.url + "/")
+    assert resp.status_code == 200
+    assert resp.json()["name"] == "Bastion" and resp.json()["openai_base_url"] == "/v1"
+    head = httpx.head(env.gw.url + "/")  # Claude Code probes the base URL this way
+    assert head.status_code == 200 and head.content == b""
+
+
 def test_readiness(env: Env) -> None:
     resp = httpx.get(f"{env.gw.url}/health/readiness")
     assert resp.status_code == 200

@@ -89,6 +89,7 @@ class BastionApp:
         if count_tokens is not None:
             self.routes[("POST", "/v1/messages/count_tokens")] = count_tokens
             self.routes[("POST", "/messages/count_tokens")] = count_tokens
+        self.routes[("GET", "/")] = info.root
         self.routes[("GET", "/health/liveliness")] = info.liveliness
         self.routes[("GET", "/health/liveness")] = info.liveliness
         self.routes[("GET", "/health/readiness")] = info.readiness

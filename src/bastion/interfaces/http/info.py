@@ -68,6 +68,20 @@ class InfoEndpoints:
             )
         await send_json(send, 200, {"data": data})
 
+    async def root(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """``GET /``: what this is and where to go (load balancers and clients probe it)."""
+        await send_json(
+            send,
+            200,
+            {
+                "name": "Bastion",
+                "version": __version__,
+                "openai_base_url": "/v1",
+                "anthropic_base_url": "/",
+                "health": {"liveness": "/health/liveliness", "readiness": "/health/readiness"},
+            },
+        )
+
     async def liveliness(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send_json(send, 200, "I'm alive!")
 
