@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import random
 import re
 import signal
 from collections.abc import Iterable
@@ -218,11 +219,12 @@ class Responses:
 class MockProtocol(asyncio.Protocol):
     """One connection: feed bytes to httptools, answer each complete request."""
 
-    __slots__ = ("_body", "_delay", "_parser", "_responses", "_transport", "_url")
+    __slots__ = ("_body", "_delay", "_jitter", "_parser", "_responses", "_transport", "_url")
 
-    def __init__(self, responses: Responses, delay_s: float = 0.0) -> None:
+    def __init__(self, responses: Responses, delay_s: float = 0.0, jitter_s: float = 0.0) -> None:
         self._responses = responses
         self._delay = delay_s
+        self._jitter = jitter_s
         self._parser = httptools.HttpRequestParser(self)
         self._transport: asyncio.Transport | None = None
         self._url = b""
@@ -261,10 +263,12 @@ class MockProtocol(asyncio.Protocol):
         body = b"".join(self._body) if self._body else b""
         response = self._responses.route(self._parser.get_method(), self._url, body)
         keep_alive = self._parser.should_keep_alive()
-        if self._delay and self._responses.is_llm(response):
-            # A provider's time to answer (--delay-ms), without blocking other connections.
+        if (self._delay or self._jitter) and self._responses.is_llm(response):
+            # A provider's time to answer (--delay-ms, plus up to --jitter-ms at random: real
+            # answers do not all take the same time), without blocking other connections.
+            wait = self._delay + random.uniform(0, self._jitter)
             asyncio.get_running_loop().call_later(
-                self._delay, self._answer, transport, response, keep_alive
+                wait, self._answer, transport, response, keep_alive
             )
             return
         self._answer(transport, response, keep_alive)
@@ -278,11 +282,15 @@ class MockProtocol(asyncio.Protocol):
             transport.close()
 
 
-async def serve(host: str, port: int, delay_s: float = 0.0) -> None:
+async def serve(host: str, port: int, delay_s: float = 0.0, jitter_s: float = 0.0) -> None:
     loop = asyncio.get_running_loop()
     responses = Responses()
     server = await loop.create_server(
-        lambda: MockProtocol(responses, delay_s), host, port, backlog=4096, reuse_address=True
+        lambda: MockProtocol(responses, delay_s, jitter_s),
+        host,
+        port,
+        backlog=4096,
+        reuse_address=True,
     )
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -299,8 +307,11 @@ def main() -> None:
     parser.add_argument(
         "--delay-ms", type=float, default=0.0, help="answer LLM requests after this long"
     )
+    parser.add_argument(
+        "--jitter-ms", type=float, default=0.0, help="plus up to this long, at random"
+    )
     args = parser.parse_args()
-    uvloop.run(serve(args.host, args.port, args.delay_ms / 1000))
+    uvloop.run(serve(args.host, args.port, args.delay_ms / 1000, args.jitter_ms / 1000))
 
 
 if __name__ == "__main__":

@@ -92,6 +92,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "(e.g. to show a response-cache hit against a realistic upstream)",
     )
     parser.add_argument(
+        "--mock-jitter-ms",
+        type=float,
+        default=0.0,
+        metavar="MS",
+        help="plus up to MS milliseconds at random per call (answers that do not all take "
+        "the same time, so the connections do not move in step)",
+    )
+    parser.add_argument(
         "--pin-background",
         choices=["apart", "with-gateway"],
         default="apart",
@@ -122,11 +130,13 @@ def build_scenarios(args: argparse.Namespace) -> list[Scenario]:
 
 
 @contextmanager
-def running_mock(out_dir: Path, pin: PinPlan, delay_ms: float = 0.0) -> Iterator[Service]:
+def running_mock(
+    out_dir: Path, pin: PinPlan, delay_ms: float = 0.0, jitter_ms: float = 0.0
+) -> Iterator[Service]:
     port = free_port()
     cmd = [sys.executable, str(BENCH_DIR / "fast_mock.py"), "--port", str(port)]
-    if delay_ms:
-        cmd += ["--delay-ms", str(delay_ms)]
+    if delay_ms or jitter_ms:
+        cmd += ["--delay-ms", str(delay_ms), "--jitter-ms", str(jitter_ms)]
     mock = spawn("fast_mock", cmd, port, out_dir / "mock.log", cpus=pin.multi.mock)
     try:
         wait_ready(mock, "/health", timeout_s=15)
@@ -323,6 +333,7 @@ def metadata(args: argparse.Namespace, wrk: str, pin: PinPlan) -> dict[str, Any]
         "pinning": pin.describe(),
         "spend_writer": args.pin_background,
         "mock_delay_ms": args.mock_delay_ms,
+        "mock_jitter_ms": args.mock_jitter_ms,
         "config": str(args.config),
     }
 
@@ -360,7 +371,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"waiting up to {args.wait_idle:g} s for an idle machine ...", flush=True)
         busy = wait_for_idle(args.wait_idle, NOISE_WARN_PCT)
         print(f"other processes use {busy:.0f}% of a core; starting", flush=True)
-    with running_mock(out_dir, pin, args.mock_delay_ms) as mock:
+    with running_mock(out_dir, pin, args.mock_delay_ms, args.mock_jitter_ms) as mock:
         print(f"fast mock on port {mock.port} (pid {mock.pid})", flush=True)
         bench = Bench(args, wrk, pin, mock, out_dir)
         measured = [bench.run_target(t) for t in targets] if targets else [bench.direct_only()]
