@@ -20,6 +20,17 @@ import httpx
 import openai
 import pytest
 
+from tests.e2e.bedrock_support import (
+    NOVA,
+    REGION,
+    SONNET,
+    SONNET_45,
+    BedrockEnv,
+    assert_streamed_weather_call,
+    deployment,
+    reset_mock,
+    weather_tool_turn,
+)
 from tests.e2e.helpers import MASTER_KEY, USER_MSG, WEATHER_TOOL, auth, running, sync_client
 from tests.mocks.bedrock_upstream import (
     MockBedrockUpstream,
@@ -28,16 +39,11 @@ from tests.mocks.bedrock_upstream import (
     reset_mid_stream,
     throttling,
 )
-from tests.support.gateway import GatewayProcess
 
-REGION = "us-east-1"
 ENV_KEY, ENV_SECRET = "AKIDE2EENV0000000001", "e2e-env-secret/abcdefghijklmnopq"
 EXPLICIT_KEY, EXPLICIT_SECRET = "AKIDE2EEXPLICIT00002", "e2e-explicit-secret/0123456789"
 PROFILE_KEY, PROFILE_SECRET = "AKIDE2EPROFILE000003", "e2e-profile-secret/zyxwvutsrqp"
 WRONG_SECRET = "e2e-wrong-secret/definitely-not-it"
-SONNET = "anthropic.claude-3-5-sonnet-20240620-v1:0"
-SONNET_45 = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
-NOVA = "us.amazon.nova-pro-v1:0"
 ROLE_ARN = "arn:aws:iam::123456789012:role/bastion-bedrock"
 WEB_TOKEN = "eyJhbGciOiJSUzI1NiJ9.e2e-web-identity-token.sig"
 PNG = (  # a 1x1 PNG
@@ -48,23 +54,8 @@ SECRETS = (ENV_SECRET, EXPLICIT_SECRET, PROFILE_SECRET, WRONG_SECRET)
 
 
 @dataclass
-class Env:
-    gw: GatewayProcess
-    mock: MockBedrockUpstream
-    client: openai.OpenAI
+class Env(BedrockEnv):
     claude: anthropic.Anthropic
-
-
-def deployment(name: str, model: str, base: str, **params: Any) -> dict[str, Any]:
-    return {
-        "model_name": name,
-        "litellm_params": {
-            "model": f"bedrock/{model}",
-            "api_base": base,
-            "aws_region_name": REGION,
-            **params,
-        },
-    }
 
 
 @pytest.fixture(scope="module")
@@ -131,9 +122,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
 
 @pytest.fixture(autouse=True)
 def _fresh(env: Env) -> None:
-    env.mock.clear()
-    env.mock.clear_faults()
-    env.mock.cache_read_tokens = env.mock.cache_write_tokens = 0
+    reset_mock(env.mock)
 
 
 def test_chat_through_converse_signed_with_env_credentials(env: Env) -> None:
@@ -181,31 +170,12 @@ def test_tool_call_streamed_in_argument_fragments_then_tool_result(env: Env) -> 
         model="claude", messages=messages, tools=[WEATHER_TOOL], stream=True
     )
     chunks = list(stream)
-    calls = [tc for c in chunks if c.choices for tc in c.choices[0].delta.tool_calls or []]
-    assert calls[0].id and calls[0].function and calls[0].function.name == "get_weather"
-    fragments = [tc.function.arguments for tc in calls[1:] if tc.function]
-    assert len(fragments) > 1 and all(tc.index == 0 for tc in calls)
-    assert json.loads("".join(f or "" for f in fragments)) == {"city": "Paris"}
-    assert chunks[-1].choices[0].finish_reason == "tool_calls"
+    call_id = assert_streamed_weather_call(chunks)
     spec = env.mock.last_request.json["toolConfig"]["tools"][0]["toolSpec"]
     assert spec["name"] == "get_weather"
     assert spec["inputSchema"]["json"] == WEATHER_TOOL["function"]["parameters"]
 
-    call_id = calls[0].id
-    messages += [
-        {
-            "role": "assistant",
-            "content": None,
-            "tool_calls": [
-                {
-                    "id": call_id,
-                    "type": "function",
-                    "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
-                }
-            ],
-        },
-        {"role": "tool", "tool_call_id": call_id, "content": "18C and sunny"},
-    ]
+    messages += weather_tool_turn(call_id)
     resp = env.client.chat.completions.create(
         model="claude", messages=messages, tools=[WEATHER_TOOL]
     )

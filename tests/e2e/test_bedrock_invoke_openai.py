@@ -10,43 +10,36 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import anthropic
 import openai
 import pytest
 
+from tests.e2e.bedrock_support import (
+    NOVA,
+    REGION,
+    SONNET,
+    SONNET_45,
+    BedrockEnv,
+    assert_streamed_weather_call,
+    reset_mock,
+    weather_tool_turn,
+)
+from tests.e2e.bedrock_support import deployment as bedrock_deployment
 from tests.e2e.helpers import MASTER_KEY, USER_MSG, WEATHER_TOOL, running, sync_client
 from tests.mocks.bedrock_upstream import MockBedrockUpstream
-from tests.support.gateway import GatewayProcess
 
-REGION = "us-east-1"
 KEY, SECRET = "AKIDE2EINVOKE0000001", "e2e-invoke-secret/abcdefghijklmnop"
-SONNET = "anthropic.claude-3-5-sonnet-20240620-v1:0"
-SONNET_45 = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
-NOVA = "us.amazon.nova-pro-v1:0"
 
 
-@dataclass
-class Env:
-    gw: GatewayProcess
-    mock: MockBedrockUpstream
-    client: openai.OpenAI
+Env = BedrockEnv
 
 
 def deployment(name: str, model: str, base: str, **params: Any) -> dict[str, Any]:
-    return {
-        "model_name": name,
-        "litellm_params": {
-            "model": f"bedrock/{model}",
-            "api_base": base,
-            "aws_region_name": REGION,
-            "aws_access_key_id": KEY,
-            "aws_secret_access_key": SECRET,
-            **params,
-        },
-    }
+    return bedrock_deployment(
+        name, model, base, aws_access_key_id=KEY, aws_secret_access_key=SECRET, **params
+    )
 
 
 @pytest.fixture(scope="module")
@@ -73,9 +66,7 @@ def env() -> Iterator[Env]:
 
 @pytest.fixture(autouse=True)
 def _fresh(env: Env) -> None:
-    env.mock.clear()
-    env.mock.clear_faults()
-    env.mock.cache_read_tokens = env.mock.cache_write_tokens = 0
+    reset_mock(env.mock)
 
 
 def test_chat_goes_to_invoke_model_with_the_anthropic_body(env: Env) -> None:
@@ -153,12 +144,7 @@ def test_streamed_tool_call_fragments_reassemble_then_tool_result(env: Env) -> N
         model="sonnet-invoke", messages=messages, tools=[WEATHER_TOOL], stream=True
     )
     chunks = list(stream)
-    calls = [tc for c in chunks if c.choices for tc in c.choices[0].delta.tool_calls or []]
-    assert calls[0].id and calls[0].function and calls[0].function.name == "get_weather"
-    fragments = [tc.function.arguments for tc in calls[1:] if tc.function]
-    assert len(fragments) > 1 and all(tc.index == 0 for tc in calls)
-    assert json.loads("".join(f or "" for f in fragments)) == {"city": "Paris"}
-    assert chunks[-1].choices[0].finish_reason == "tool_calls"
+    call_id = assert_streamed_weather_call(chunks)
     sent = env.mock.last_request.json
     assert sent["tools"] == [
         {
@@ -169,21 +155,7 @@ def test_streamed_tool_call_fragments_reassemble_then_tool_result(env: Env) -> N
     ]
     assert env.mock.last_request.operation == "invoke-with-response-stream"
 
-    call_id = calls[0].id
-    messages += [
-        {
-            "role": "assistant",
-            "content": None,
-            "tool_calls": [
-                {
-                    "id": call_id,
-                    "type": "function",
-                    "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
-                }
-            ],
-        },
-        {"role": "tool", "tool_call_id": call_id, "content": "18C and sunny"},
-    ]
+    messages += weather_tool_turn(call_id)
     resp = env.client.chat.completions.create(
         model="sonnet-invoke", messages=messages, tools=[WEATHER_TOOL]
     )
