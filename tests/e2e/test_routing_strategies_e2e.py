@@ -61,18 +61,21 @@ def _config(model_list: list[dict[str, Any]], **router: Any) -> dict[str, Any]:
     }
 
 
+Pair = tuple[MockOpenAIUpstream, MockOpenAIUpstream]
+
+
 @pytest.fixture
-def pair(mocks: MockPool) -> tuple[MockOpenAIUpstream, MockOpenAIUpstream]:
+def pair(mocks: MockPool) -> Pair:
     return mocks.new(name="dep-a"), mocks.new(name="dep-b")
 
 
 @pytest.fixture
 def gateway_http() -> Iterator[Any]:
-    """``open(config)`` starts a gateway and returns an HTTP client for it."""
+    """``open(model_list, **router_settings)`` starts a gateway; an HTTP client for it."""
     stack: list[Any] = []
 
-    def open_(config: dict[str, Any]) -> httpx.Client:
-        cm = running(config)
+    def open_(model_list: list[dict[str, Any]], **router: Any) -> httpx.Client:
+        cm = running(_config(model_list, **router))
         gw = cm.__enter__()
         stack.append(cm)
         client = httpx.Client(base_url=gw.url, headers=auth(), timeout=30)
@@ -98,6 +101,11 @@ def _served(resp: httpx.Response) -> str:
     return resp.headers["x-litellm-model-id"]
 
 
+def _served_many(http: httpx.Client, times: int, model: str = "g") -> list[str]:
+    """Which deployment answered each of ``times`` chat calls in a row."""
+    return [_served(_chat(http, model)) for _ in range(times)]
+
+
 def _away_from_minute_end() -> None:
     """Per-minute usage starts again on the minute: keep a test inside one minute."""
     second = time.time() % 60
@@ -106,12 +114,10 @@ def _away_from_minute_end() -> None:
 
 
 def test_least_busy_sends_the_next_request_to_the_idle_deployment(
-    pair: tuple[MockOpenAIUpstream, MockOpenAIUpstream], gateway_http: Any
+    pair: Pair, gateway_http: Any
 ) -> None:
     a, b = pair
-    http = gateway_http(
-        _config([_entry("g", a, "a"), _entry("g", b, "b")], routing_strategy="least-busy")
-    )
+    http = gateway_http([_entry("g", a, "a"), _entry("g", b, "b")], routing_strategy="least-busy")
     for _ in range(3):
         a.clear()
         b.clear()
@@ -130,19 +136,15 @@ def test_least_busy_sends_the_next_request_to_the_idle_deployment(
             assert _served(slow.result()) == busy
 
 
-def test_latency_based_routing_prefers_the_faster_deployment(
-    pair: tuple[MockOpenAIUpstream, MockOpenAIUpstream], gateway_http: Any
-) -> None:
+def test_latency_based_routing_prefers_the_faster_deployment(pair: Pair, gateway_http: Any) -> None:
     a, b = pair
     a.set_default(delay(0.4))
     http = gateway_http(
-        _config(
-            [_entry("g", a, "slow"), _entry("g", b, "fast")],
-            routing_strategy="latency-based-routing",
-            routing_strategy_args={"ttl": 3600},
-        )
+        [_entry("g", a, "slow"), _entry("g", b, "fast")],
+        routing_strategy="latency-based-routing",
+        routing_strategy_args={"ttl": 3600},
     )
-    served = [_served(_chat(http, "g")) for _ in range(8)]
+    served = _served_many(http, 8)
     # Unmeasured deployments are tried first; once both are measured, the fast one wins.
     assert set(served[:2]) == {"slow", "fast"}
     assert served[2:] == ["fast"] * 6
@@ -150,17 +152,15 @@ def test_latency_based_routing_prefers_the_faster_deployment(
 
 
 def test_usage_based_routing_balances_tokens_and_respects_rpm(
-    pair: tuple[MockOpenAIUpstream, MockOpenAIUpstream], gateway_http: Any
+    pair: Pair, gateway_http: Any
 ) -> None:
     a, b = pair
     http = gateway_http(
-        _config(
-            [_entry("g", a, "a", rpm=3), _entry("g", b, "b", rpm=3)],
-            routing_strategy="usage-based-routing-v2",
-        )
+        [_entry("g", a, "a", rpm=3), _entry("g", b, "b", rpm=3)],
+        routing_strategy="usage-based-routing-v2",
     )
     _away_from_minute_end()
-    served = [_served(_chat(http, "g")) for _ in range(6)]
+    served = _served_many(http, 6)
     # Each answer's tokens count against its deployment, so the next request goes to the
     # other one: every pair of requests is split across both.
     for first, second in zip(served[::2], served[1::2], strict=True):
@@ -173,20 +173,16 @@ def test_usage_based_routing_balances_tokens_and_respects_rpm(
     assert a.count() == b.count() == 3
 
 
-def test_cost_based_routing_picks_the_cheaper_deployment(
-    pair: tuple[MockOpenAIUpstream, MockOpenAIUpstream], gateway_http: Any
-) -> None:
+def test_cost_based_routing_picks_the_cheaper_deployment(pair: Pair, gateway_http: Any) -> None:
     a, b = pair
     http = gateway_http(
-        _config(
-            [
-                _entry("g", a, "dear", input_cost_per_token=3e-5, output_cost_per_token=6e-5),
-                _entry("g", b, "cheap", input_cost_per_token=1e-7, output_cost_per_token=4e-7),
-            ],
-            routing_strategy="cost-based-routing",
-        )
+        [
+            _entry("g", a, "dear", input_cost_per_token=3e-5, output_cost_per_token=6e-5),
+            _entry("g", b, "cheap", input_cost_per_token=1e-7, output_cost_per_token=4e-7),
+        ],
+        routing_strategy="cost-based-routing",
     )
-    assert [_served(_chat(http, "g")) for _ in range(5)] == ["cheap"] * 5
+    assert _served_many(http, 5) == ["cheap"] * 5
     # When the cheap one fails, the retry goes to the other.
     b.enqueue(status(500))
     resp = _chat(http, "g")
@@ -194,16 +190,12 @@ def test_cost_based_routing_picks_the_cheaper_deployment(
     assert resp.headers["x-litellm-attempted-retries"] == "1"
 
 
-def test_context_window_error_falls_back_to_the_larger_model(
-    pair: tuple[MockOpenAIUpstream, MockOpenAIUpstream], gateway_http: Any
-) -> None:
+def test_context_window_error_falls_back_to_the_larger_model(pair: Pair, gateway_http: Any) -> None:
     small, big = pair
     small.set_default(CONTEXT_OVERFLOW)
     http = gateway_http(
-        _config(
-            [_entry("small", small, "small"), _entry("big", big, "big")],
-            context_window_fallbacks=[{"small": ["big"]}],
-        )
+        [_entry("small", small, "small"), _entry("big", big, "big")],
+        context_window_fallbacks=[{"small": ["big"]}],
     )
     resp = _chat(http, "small")
     assert _served(resp) == "big"
@@ -215,33 +207,27 @@ def test_context_window_error_falls_back_to_the_larger_model(
     assert "maximum context length" in error["message"]
 
 
-def test_content_policy_error_falls_back(
-    pair: tuple[MockOpenAIUpstream, MockOpenAIUpstream], gateway_http: Any
-) -> None:
+def test_content_policy_error_falls_back(pair: Pair, gateway_http: Any) -> None:
     strict, lenient = pair
     strict.set_default(CONTENT_FILTERED)
     http = gateway_http(
-        _config(
-            [_entry("strict", strict, "strict"), _entry("lenient", lenient, "lenient")],
-            content_policy_fallbacks=[{"strict": ["lenient"]}],
-        )
+        [_entry("strict", strict, "strict"), _entry("lenient", lenient, "lenient")],
+        content_policy_fallbacks=[{"strict": ["lenient"]}],
     )
     assert _served(_chat(http, "strict")) == "lenient"
 
 
 def test_pre_call_checks_skip_a_deployment_the_prompt_does_not_fit(
-    pair: tuple[MockOpenAIUpstream, MockOpenAIUpstream], gateway_http: Any
+    pair: Pair, gateway_http: Any
 ) -> None:
     small, big = pair
     http = gateway_http(
-        _config(
-            [
-                _entry("small", small, "small", model_info={"max_input_tokens": 50}),
-                _entry("big", big, "big"),
-            ],
-            enable_pre_call_checks=True,
-            context_window_fallbacks=[{"small": ["big"]}],
-        )
+        [
+            _entry("small", small, "small", model_info={"max_input_tokens": 50}),
+            _entry("big", big, "big"),
+        ],
+        enable_pre_call_checks=True,
+        context_window_fallbacks=[{"small": ["big"]}],
     )
     assert _served(_chat(http, "small", "short")) == "small"
     resp = _chat(http, "small", "word " * 400)  # ~500 tokens: over small's 50
@@ -252,13 +238,9 @@ def test_pre_call_checks_skip_a_deployment_the_prompt_does_not_fit(
     assert "context window" in error["message"]
 
 
-def test_least_busy_counts_a_stream_in_flight_until_it_ends(
-    pair: tuple[MockOpenAIUpstream, MockOpenAIUpstream], gateway_http: Any
-) -> None:
+def test_least_busy_counts_a_stream_in_flight_until_it_ends(pair: Pair, gateway_http: Any) -> None:
     a, b = pair
-    http = gateway_http(
-        _config([_entry("g", a, "a"), _entry("g", b, "b")], routing_strategy="least-busy")
-    )
+    http = gateway_http([_entry("g", a, "a"), _entry("g", b, "b")], routing_strategy="least-busy")
     a.set_default(slow_stream(interval_s=0.05, chunks=1200))  # a minute of chunks
     b.set_default(slow_stream(interval_s=0.05, chunks=1200))
     body = {"model": "g", "messages": [{"role": "user", "content": "hi"}], "stream": True}
@@ -270,41 +252,35 @@ def test_least_busy_counts_a_stream_in_flight_until_it_ends(
         a.clear_faults()
         b.clear_faults()
         # The open stream keeps its deployment busy: the next calls go to the other one.
-        seq = [_served(_chat(http, "g")) for _ in range(3)]
+        seq = _served_many(http, 3)
         assert set(seq) == {"b" if busy == "a" else "a"}, (busy, seq)
     # The client left, so the stream ended: both are idle again and both get traffic.
-    assert {_served(_chat(http, "g")) for _ in range(12)} == {"a", "b"}
+    assert set(_served_many(http, 12)) == {"a", "b"}
 
 
 def test_a_providers_retry_after_cools_the_deployment_that_long(
-    pair: tuple[MockOpenAIUpstream, MockOpenAIUpstream], gateway_http: Any
+    pair: Pair, gateway_http: Any
 ) -> None:
     limited, spare = pair
     http = gateway_http(
-        _config(
-            [_entry("g", limited, "limited", weight=1), _entry("g", spare, "spare", weight=0)],
-            cooldown_time=0.5,
-        )
+        [_entry("g", limited, "limited", weight=1), _entry("g", spare, "spare", weight=0)],
+        cooldown_time=0.5,
     )
     limited.enqueue(status(429, retry_after=30))
     first = _chat(http, "g")
     assert _served(first) == "spare"
     assert first.headers["x-litellm-attempted-retries"] == "1"
     time.sleep(1.0)  # past cooldown_time, well within the provider's 30 s
-    assert [_served(_chat(http, "g")) for _ in range(3)] == ["spare"] * 3
+    assert _served_many(http, 3) == ["spare"] * 3
     assert limited.count() == 1
 
 
-def test_retry_policy_per_error_kind(
-    pair: tuple[MockOpenAIUpstream, MockOpenAIUpstream], gateway_http: Any
-) -> None:
+def test_retry_policy_per_error_kind(pair: Pair, gateway_http: Any) -> None:
     a, _ = pair
     http = gateway_http(
-        _config(
-            [_entry("g", a, "a")],
-            num_retries=3,
-            retry_policy={"RateLimitErrorRetries": 0, "BadRequestErrorRetries": 1},
-        )
+        [_entry("g", a, "a")],
+        num_retries=3,
+        retry_policy={"RateLimitErrorRetries": 0, "BadRequestErrorRetries": 1},
     )
     a.enqueue(status(429, retry_after=0))
     assert_openai_error(_chat(http, "g"), 429)
@@ -318,7 +294,7 @@ def test_retry_policy_per_error_kind(
 
 
 def test_latency_based_routing_uses_time_to_first_token_for_streams(
-    pair: tuple[MockOpenAIUpstream, MockOpenAIUpstream], gateway_http: Any
+    pair: Pair, gateway_http: Any
 ) -> None:
     early, late = pair
     # "early" starts streaming at once but takes ~1 s in all; "late" starts after
@@ -326,10 +302,8 @@ def test_latency_based_routing_uses_time_to_first_token_for_streams(
     early.set_default(slow_stream(interval_s=0.05, chunks=20))
     late.set_default(slow_first_byte(0.4))
     http = gateway_http(
-        _config(
-            [_entry("g", early, "early"), _entry("g", late, "late")],
-            routing_strategy="latency-based-routing",
-        )
+        [_entry("g", early, "early"), _entry("g", late, "late")],
+        routing_strategy="latency-based-routing",
     )
     body = {"model": "g", "messages": [{"role": "user", "content": "hi"}], "stream": True}
 
@@ -343,4 +317,4 @@ def test_latency_based_routing_uses_time_to_first_token_for_streams(
     assert {stream_served(), stream_served()} == {"early", "late"}
     assert [stream_served() for _ in range(3)] == ["early"] * 3
     # ...and whole answers to the one that finishes sooner.
-    assert [_served(_chat(http, "g")) for _ in range(3)] == ["late"] * 3
+    assert _served_many(http, 3) == ["late"] * 3
