@@ -39,6 +39,7 @@ from bastion.dialects.openai_to_anthropic import (
 )
 from bastion.dialects.splice import passthrough_body
 from bastion.providers.base import ProviderCall, ProviderResponse, ProviderStream
+from bastion.providers.environment import first_env
 from bastion.providers.http import UpstreamHTTP, encode_headers, open_sse, post_json
 
 DEFAULT_API_BASE = "https://api.anthropic.com"
@@ -81,12 +82,12 @@ class AnthropicProvider:
 
     def configure(self, deployment: Deployment) -> None:
         base, azure = normalize_base(
-            deployment.api_base or _first_env(API_BASE_ENV) or DEFAULT_API_BASE
+            deployment.api_base or first_env(API_BASE_ENV) or DEFAULT_API_BASE
         )
         deployment.api_base = base
         headers = {"content-type": "application/json", "anthropic-version": ANTHROPIC_VERSION}
         if azure:
-            key = deployment.api_key or _first_env(AZURE_API_KEY_ENV)
+            key = deployment.api_key or first_env(AZURE_API_KEY_ENV)
             ad_token = deployment.params.get("azure_ad_token") or os.environ.get("AZURE_AD_TOKEN")
             if key:
                 headers["x-api-key"] = headers["api-key"] = key
@@ -98,7 +99,7 @@ class AnthropicProvider:
                     f"{', '.join(AZURE_API_KEY_ENV)} is in the environment"
                 )
         else:
-            key = deployment.api_key or _first_env(API_KEY_ENV)
+            key = deployment.api_key or first_env(API_KEY_ENV)
             if key:
                 headers["x-api-key"] = key
             else:
@@ -309,11 +310,3 @@ def _secrets(deployment: Deployment) -> tuple[str | None, ...]:
         token if isinstance(token, str) else None,
         os.environ.get("AZURE_AD_TOKEN"),
     )
-
-
-def _first_env(names: tuple[str, ...]) -> str | None:
-    for name in names:
-        value = os.environ.get(name)
-        if value:
-            return value
-    return None

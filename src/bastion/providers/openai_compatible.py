@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import orjson
 
 from bastion.core.deployment import Deployment, Operation
@@ -11,6 +9,7 @@ from bastion.core.dialect import Dialect
 from bastion.dialects.multipart import Form, encode_multipart
 from bastion.dialects.openai_params import GATEWAY_FIELDS, upstream_body
 from bastion.providers.base import ProviderCall, ProviderResponse, ProviderStream
+from bastion.providers.environment import first_env
 from bastion.providers.http import UpstreamHTTP, encode_headers, open_sse, post_json
 from bastion.providers.vendors import NO_STREAM_OPTIONS, Vendor
 
@@ -38,7 +37,7 @@ class OpenAICompatibleProvider:
 
     def configure(self, deployment: Deployment) -> None:
         vendor = self.vendor
-        base = deployment.api_base or _first_env(vendor.api_base_env) or vendor.api_base
+        base = deployment.api_base or first_env(vendor.api_base_env) or vendor.api_base
         if not base:
             raise ValueError(f"provider '{vendor.name}' needs api_base (no default address)")
         base = base.rstrip("/")
@@ -46,7 +45,7 @@ class OpenAICompatibleProvider:
             base += vendor.base_path
         deployment.api_base = base
         if deployment.api_key is None:
-            deployment.api_key = _first_env(vendor.api_key_env)
+            deployment.api_key = first_env(vendor.api_key_env)
         if deployment.api_key is None and vendor.requires_api_key:
             names = " or ".join(vendor.api_key_env) or "api_key"
             deployment.missing_credential = f"no api_key set and {names} is not in the environment"
@@ -126,11 +125,3 @@ class OpenAICompatibleProvider:
             stream_timeout=call.timeout or deployment.stream_timeout or deployment.timeout,
             secrets=(deployment.api_key,),
         )
-
-
-def _first_env(names: tuple[str, ...]) -> str | None:
-    for name in names:
-        value = os.environ.get(name)
-        if value:
-            return value
-    return None

@@ -9,7 +9,6 @@ VERTEXAI_LOCATION (else the credentials' project, and us-central1).
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -21,6 +20,7 @@ from bastion.core.errors import UpstreamStatusError
 from bastion.dialects.gemini_embeddings import vertex_predict_request
 from bastion.dialects.translate_common import Target
 from bastion.providers.base import ProviderCall, ProviderResponse
+from bastion.providers.environment import first_env
 from bastion.providers.gemini import GoogleGenAIProvider
 from bastion.providers.google_credentials import AccessTokens, loader_for
 from bastion.providers.http import UpstreamHTTP, encode_headers
@@ -62,11 +62,11 @@ class VertexProvider(GoogleGenAIProvider):
         location = str(
             params.get("vertex_location")
             or params.get("vertex_ai_location")
-            or _first_env(_LOCATION_ENV)
+            or first_env(_LOCATION_ENV)
             or DEFAULT_LOCATION
         )
         project = params.get("vertex_project") or params.get("vertex_ai_project")
-        project = str(project) if project else _first_env(_PROJECT_ENV)
+        project = str(project) if project else first_env(_PROJECT_ENV)
         tokens = self._token_source(params.get("vertex_credentials"))
         base = (deployment.api_base or vertex_host(location)).rstrip("/")
         deployment.api_base = base
@@ -133,11 +133,3 @@ class VertexProvider(GoogleGenAIProvider):
     ) -> ProviderResponse:
         payload = orjson.dumps(vertex_predict_request(fields, target))
         return await self._embed_with(deployment, call, "predict", payload)
-
-
-def _first_env(names: tuple[str, ...]) -> str | None:
-    for name in names:
-        value = os.environ.get(name)
-        if value:
-            return value
-    return None
