@@ -6,8 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import shutil
 import socket
+import subprocess
+import time
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
@@ -17,9 +22,7 @@ from bastion.storage.resp_client import LuaScript, RespClient
 
 
 def _client(redis_url: str) -> RespClient:
-    client = RespClient.like(Redis.from_url(redis_url))
-    assert client is not None
-    return client
+    return RespClient.like(Redis.from_url(redis_url))
 
 
 async def test_concurrent_calls_each_get_their_own_reply(redis_url: str, redis_prefix: str) -> None:
@@ -67,7 +70,7 @@ async def test_acl_user_and_database_from_the_url(redis_url: str, redis_prefix: 
     await admin.execute_command("ACL", "SETUSER", user, "on", f">{secret}", "~*", "+@all")
     try:
         good = RespClient.like(Redis.from_url(f"redis://{user}:{secret}@127.0.0.1:6379/3"))
-        assert good is not None and (good.port, good._db) == (6379, 3)
+        assert (good.port, good._db) == (6379, 3)
         await good.call("SET", f"{redis_prefix}db3", "x")
         assert await good.call("GET", f"{redis_prefix}db3") == b"x"
         assert await admin.get(f"{redis_prefix}db3") is None  # written in database 3
@@ -75,7 +78,6 @@ async def test_acl_user_and_database_from_the_url(redis_url: str, redis_prefix: 
         await good.close()
 
         bad = RespClient.like(Redis.from_url(f"redis://{user}:wrong@127.0.0.1:6379/0"))
-        assert bad is not None
         with pytest.raises(ResponseError, match="WRONGPASS"):
             await bad.call("PING")
         await bad.close()
@@ -128,6 +130,33 @@ async def test_an_unreachable_server_is_an_os_error() -> None:
 
 
 def test_like_follows_the_redis_py_client() -> None:
-    assert RespClient.like(Redis(unix_socket_path="/tmp/redis.sock")) is None
+    assert RespClient.like(Redis(unix_socket_path="/tmp/redis.sock")).path == "/tmp/redis.sock"
     secure = RespClient.like(Redis.from_url("rediss://cache.example:6380/2"))
-    assert secure is not None and secure._ssl is not None and secure.port == 6380
+    assert secure._ssl is not None and secure.port == 6380
+
+
+@pytest.fixture
+def unix_socket_redis(tmp_path: Path) -> Iterator[Path]:
+    if shutil.which("redis-server") is None:
+        pytest.skip("needs the redis-server binary")
+    path = tmp_path / "redis.sock"
+    server = subprocess.Popen(
+        ["redis-server", "--port", "0", "--unixsocket", str(path), "--save", ""],
+        stdout=subprocess.DEVNULL,
+        cwd=tmp_path,
+    )
+    try:
+        for _ in range(100):
+            if path.exists():
+                break
+            time.sleep(0.05)
+        yield path
+    finally:
+        server.kill()
+        server.wait(10)
+
+
+async def test_a_unix_socket_server(unix_socket_redis: Path) -> None:
+    client = RespClient.like(Redis(unix_socket_path=str(unix_socket_redis)))
+    assert await client.call("PING") == b"PONG"
+    await client.close()

@@ -8,12 +8,11 @@ Keys (``prefix`` defaults to ``bastion:rl:``):
   when their slot lapses (now + :data:`LEASE_S`). A worker that dies holding
   slots cannot leak them for longer than the lease.
 
-Admission is one ``EVALSHA`` (redis-py loads the script again after a Redis
-restart). While one admission is on its way, the next ones wait and then go
-together as one pipeline: each request still has exactly one round trip, and
-under load many requests share it (fewer system calls, for the gateway and for
-Redis). Settling after the call is a second script, sent in the background
-for many requests at once (see limits/limiter.py).
+Admission is one ``EVALSHA`` over the limiter's own pipelined connection
+(storage/resp_client.py, which loads the script again after a Redis restart):
+each request has exactly one round trip and waits for no other. Settling after
+the call is a second script, sent in the background for many requests at once
+(see limits/limiter.py).
 Keys named in ``reads`` (shared budget totals, policy/shared_spend.py) follow
 the counters in KEYS: the script returns their values after the counters', so a
 budget check reads them in the admission's round trip.
@@ -23,12 +22,10 @@ insist on declared keys (Dragonfly) run them unchanged.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import NoScriptError
 
 from bastion.limits.backend import DEFAULT_PREFIX, Decision
 from bastion.limits.counters import WINDOW_S, Counter, Kind, window_of
@@ -108,12 +105,6 @@ while a <= #ARGV do
 end
 return 1
 """
-# Through redis-py (no lean client: a Unix socket), admissions sent to Redis at once;
-# more wait and go together as one pipeline when a call returns. One at a time halves
-# the CPU per admission under load but makes every request wait for the call ahead of
-# it (a convoy: +3 ms p50 at 32 connections with a 20 ms upstream); a few at a time
-# keeps most of the saving without the wait.
-MAX_IN_FLIGHT = 4
 # Settlements sent in one script call at most (a burst is split into several).
 SETTLE_BATCH = 256
 
@@ -129,17 +120,11 @@ class RedisBackend:
     def __init__(
         self, client: Redis, prefix: str = DEFAULT_PREFIX, *, resp: RespClient | None = None
     ) -> None:
-        self.client = client
         self.prefix = prefix
-        self._acquire = client.register_script(ACQUIRE_LUA)
-        self._settle = client.register_script(SETTLE_LUA)
-        # The per-request calls go through the lean client when there is one.
-        self._resp = resp
-        self._acquire_lua = LuaScript(ACQUIRE_LUA, self._acquire.sha)
-        self._settle_lua = LuaScript(SETTLE_LUA, self._settle.sha)
-        self._in_flight = 0
-        self._waiting: list[tuple[list[str], list[Any], asyncio.Future[Any]]] = []
-        self._batches: set[asyncio.Task[None]] = set()
+        # Calls go over a lean pipelined connection to the server ``client`` reaches.
+        self._resp = resp if resp is not None else RespClient.like(client)
+        self._acquire_lua = LuaScript.of(ACQUIRE_LUA)
+        self._settle_lua = LuaScript.of(SETTLE_LUA)
 
     def key_of(self, counter: Counter, window: int) -> str:
         if counter.kind is Kind.PARALLEL:
@@ -161,7 +146,7 @@ class RedisBackend:
         for counter in counters:
             args.append(_KIND_CODE[counter.kind])
             args.append(counter.limit)
-        reply = await self._admit(keys, args)
+        reply = await self._resp.evalsha(self._acquire_lua, keys, args)
         if int(reply[0]) == 1:
             count = len(counters) + 1
             return Decision(True, window, [int(v) for v in reply[1:count]], read=reply[count:])
@@ -171,57 +156,7 @@ class RedisBackend:
         return Decision(False, window, values, refused)
 
     async def close(self) -> None:
-        if self._resp is not None:
-            await self._resp.close()
-
-    async def _admit(self, keys: list[str], args: list[Any]) -> Any:
-        if self._resp is not None:  # pipelined on one connection: no need to batch
-            return await self._resp.evalsha(self._acquire_lua, keys, args)
-        if self._in_flight >= MAX_IN_FLIGHT:
-            waiting: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-            self._waiting.append((keys, args, waiting))
-            return await waiting
-        self._in_flight += 1
-        try:
-            return await self._acquire(keys=keys, args=args)
-        finally:
-            self._in_flight -= 1
-            self._next()
-
-    def _next(self) -> None:
-        """After a call: send everything that waited as one pipeline (when a call may go)."""
-        if not self._waiting or self._in_flight >= MAX_IN_FLIGHT:
-            return
-        batch, self._waiting = self._waiting, []
-        self._in_flight += 1
-        task = asyncio.get_running_loop().create_task(self._send(batch))
-        self._batches.add(task)
-        task.add_done_callback(self._batches.discard)
-
-    async def _send(self, batch: list[tuple[list[str], list[Any], asyncio.Future[Any]]]) -> None:
-        try:
-            pipe = self.client.pipeline(transaction=False)
-            for keys, args, _ in batch:
-                pipe.evalsha(self._acquire.sha, len(keys), *keys, *args)
-            replies = await pipe.execute(raise_on_error=False)
-            for (keys, args, waiting), reply in zip(batch, replies, strict=True):
-                if isinstance(reply, NoScriptError):  # Redis restarted: load, run again
-                    reply = await self._acquire(keys=keys, args=args)
-                if waiting.done():
-                    continue
-                if isinstance(reply, Exception):
-                    waiting.set_exception(reply)
-                else:
-                    waiting.set_result(reply)
-        except BaseException as exc:  # every waiter must hear of it
-            for _, _, waiting in batch:
-                if not waiting.done():
-                    waiting.set_exception(exc)
-            if not isinstance(exc, Exception):
-                raise
-        finally:
-            self._in_flight -= 1
-            self._next()
+        await self._resp.close()
 
     async def settle(
         self, counters: Sequence[Counter], window: int, token_delta: int, request_id: str
@@ -244,7 +179,5 @@ class RedisBackend:
                     keys += tpm
                     keys += parallel
                     args += [len(tpm), len(parallel), token_delta, request_id]
-            if args and self._resp is not None:
+            if args:
                 await self._resp.evalsha(self._settle_lua, keys, args)
-            elif args:
-                await self._settle(keys=keys, args=args)

@@ -58,10 +58,9 @@ def build_rate_limiter(
     if settings is not None:  # redis-py is imported only then
         from bastion.limits.redis_backend import RedisBackend
         from bastion.storage.redis_link import RedisLink
-        from bastion.storage.resp_client import RespClient
 
         link = RedisLink(settings)
-        shared = RedisBackend(link.client, prefix, resp=RespClient.like(link.client))
+        shared = RedisBackend(link.client, prefix)
     return RateLimiter(
         shared=shared,
         link=link,

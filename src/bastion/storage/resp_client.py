@@ -8,16 +8,18 @@ matches replies in order (Redis answers a connection's commands in order), parse
 hiredis, the same admission costs about 9 µs and 0.15 ms (``bench/README.md``).
 
 Only what the limiter needs: commands in, replies out, EVALSHA that loads its script
-when the server does not know it, AUTH and SELECT on connect, TLS, a timeout per call.
+when the server does not know it, AUTH and SELECT on connect, TLS or a Unix socket, a
+timeout per call.
 A lost connection fails the calls in flight (the limiter's Redis link then marks Redis
 down and falls back) and the next call connects again. Everything else (health pings,
-budgets, routing state) stays on redis-py.
+budgets, routing state) stays on redis-py, whose connection settings this one copies.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import hashlib
 import ssl as ssl_module
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +35,10 @@ CONNECT_TIMEOUT_S = 0.5
 class LuaScript:
     source: str
     sha: str
+
+    @classmethod
+    def of(cls, source: str) -> LuaScript:
+        return cls(source, hashlib.sha1(source.encode()).hexdigest())
 
 
 class _Protocol(asyncio.Protocol):
@@ -92,24 +98,23 @@ class RespClient:
         host: str,
         port: int,
         *,
+        path: str | None = None,
         username: str | None = None,
         password: str | None = None,
         db: int = 0,
         ssl: ssl_module.SSLContext | None = None,
         timeout: float = CALL_TIMEOUT_S,
     ) -> None:
-        self.host, self.port = host, port
+        self.host, self.port, self.path = host, port, path
         self._username, self._password, self._db, self._ssl = username, password, db, ssl
         self.timeout = timeout
         self._protocol: _Protocol | None = None
         self._connecting: asyncio.Lock | None = None
 
     @classmethod
-    def like(cls, client: Any) -> RespClient | None:
-        """One reaching the same server as a redis-py client (None for a Unix socket)."""
+    def like(cls, client: Any) -> RespClient:
+        """One reaching the same server, as the same user, as a redis-py client."""
         kwargs = client.connection_pool.connection_kwargs
-        if "path" in kwargs or not kwargs.get("host"):
-            return None
         context = None
         if "ssl" in client.connection_pool.connection_class.__name__.lower():
             context = ssl_module.create_default_context()
@@ -117,8 +122,9 @@ class RespClient:
                 context.check_hostname = False
                 context.verify_mode = ssl_module.CERT_NONE
         return cls(
-            kwargs["host"],
+            kwargs.get("host") or "localhost",
             int(kwargs.get("port") or 6379),
+            path=kwargs.get("path"),
             username=kwargs.get("username"),
             password=kwargs.get("password"),
             db=int(kwargs.get("db") or 0),
@@ -155,16 +161,17 @@ class RespClient:
             if self._protocol is not None and self._protocol.open:
                 return self._protocol
             loop = asyncio.get_running_loop()
-            _, protocol = await asyncio.wait_for(
-                loop.create_connection(
+            if self.path:
+                opening = loop.create_unix_connection(_Protocol, self.path)
+            else:
+                opening = loop.create_connection(
                     _Protocol,
                     self.host,
                     self.port,
                     ssl=self._ssl,
                     server_hostname=self.host if self._ssl else None,
-                ),
-                CONNECT_TIMEOUT_S,
-            )
+                )
+            _, protocol = await asyncio.wait_for(opening, CONNECT_TIMEOUT_S)
             try:
                 if self._password:
                     user = (self._username,) if self._username else ()
