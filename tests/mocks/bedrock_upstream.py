@@ -27,17 +27,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import json
 import re
 import secrets
-import socket
-import struct
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 from urllib.parse import unquote
 
 from aiohttp import web
@@ -46,6 +42,7 @@ from bastion.providers.bedrock_eventstream import encode_event, encode_exception
 
 from . import bedrock_wire as wire
 from .aws_auth import AwsIdentities, Denied, Verdict, sts_answer
+from .mock_server import ServerThread, abort_connection
 
 _ROUTE = re.compile(
     r"^/model/([^/]+)/(converse|converse-stream|invoke|invoke-with-response-stream|count-tokens)$"
@@ -172,7 +169,11 @@ class StreamRecord:
 # The server
 
 
-class MockBedrockUpstream:
+class MockBedrockUpstream(ServerThread):
+    kind = "bedrock"
+    join_timeout = 15.0
+    runner_options: dict[str, Any] = {"handler_cancellation": True, "shutdown_timeout": 1.0}
+
     def __init__(
         self,
         *,
@@ -184,6 +185,7 @@ class MockBedrockUpstream:
         cache_write_tokens: int = 0,
         web_identity_tokens: tuple[str, ...] = (),
     ) -> None:
+        super().__init__()
         self.region = region
         self.name = name
         self.api_keys = set(api_keys)
@@ -197,76 +199,14 @@ class MockBedrockUpstream:
         self._queue: list[_Queued] = []
         self._default: Fault | None = None
         self.assumed: list[dict[str, str]] = []  # STS calls: action, role, session name
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self._ready = threading.Event()
-        self._port: int | None = None
-        self._error: BaseException | None = None
 
-    # -- lifecycle ------------------------------------------------------------------------------
+    def thread_name(self) -> str:
+        return f"mock-bedrock-{self.name}"
 
-    def start(self) -> Self:
-        self._thread = threading.Thread(
-            target=self._main, name=f"mock-bedrock-{self.name}", daemon=True
-        )
-        self._thread.start()
-        if not self._ready.wait(10) or self._error is not None:
-            raise RuntimeError("MockBedrockUpstream did not start") from self._error
-        return self
-
-    def stop(self) -> None:
-        if self._thread is None:
-            return
-        if self._loop is not None and self._stop is not None:
-            with contextlib.suppress(RuntimeError):
-                self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(15)
-        self._thread = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    @property
-    def base_url(self) -> str:
-        assert self._port is not None, "not started"
-        return f"http://127.0.0.1:{self._port}"
-
-    def _main(self) -> None:
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        try:
-            loop.run_until_complete(self._serve())
-        except BaseException as exc:
-            self._error = exc
-            self._ready.set()
-        finally:
-            loop.close()
-
-    async def _serve(self) -> None:
-        self._stop = asyncio.Event()
+    def build_app(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        runner = web.AppRunner(
-            app, access_log=None, handler_cancellation=True, shutdown_timeout=1.0
-        )
-        await runner.setup()
-        try:
-            site = web.TCPSite(runner, "127.0.0.1", 0)
-            await site.start()
-            self._port = int(runner.addresses[0][1])
-            self._ready.set()
-            await self._stop.wait()
-        finally:
-            await runner.cleanup()
+        return app
 
     # -- test-facing API (thread-safe) ------------------------------------------------------------
 
@@ -366,7 +306,7 @@ class MockBedrockUpstream:
             extra = {"retry-after": str(fault.retry_after)} if fault.retry_after is not None else {}
             return _aws_error(fault.status, fault.error_type, fault.message, extra)
         if isinstance(fault, DropConnectionFault):
-            await _abort(request)
+            await abort_connection(request)
             return web.Response(status=500)
         try:
             if operation.startswith("converse"):
@@ -435,7 +375,7 @@ class MockBedrockUpstream:
                 await response.write(encode_exception(fault.exception_type, payload))
             elif isinstance(fault, ResetMidStreamFault):
                 record.outcome = "reset"
-                await _abort(request)
+                await abort_connection(request)
                 return response
             elif isinstance(fault, CorruptFrameFault):
                 record.outcome = "corrupt"
@@ -499,21 +439,6 @@ def _aws_error(
     )
     response.headers.update(extra or {})
     return response
-
-
-async def _abort(request: web.Request) -> None:
-    transport = request.transport
-    if transport is None:
-        return
-    for _ in range(200):
-        if transport.get_write_buffer_size() == 0:
-            break
-        await asyncio.sleep(0.005)
-    sock = transport.get_extra_info("socket")
-    if sock is not None:
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    transport.abort()
 
 
 __all__ = [

@@ -64,27 +64,35 @@ class Recorded:
     body: bytes
 
 
-class MockServer:
-    """Thread + event loop + aiohttp runner; recording and faults are thread-safe."""
+class ServerThread:
+    """An aiohttp app on loopback, served from its own thread and event loop.
+
+    Subclasses build the app (``build_app``); this class starts, stops and locates it.
+    """
 
     kind = "mock"
+    join_timeout = 10.0
+    runner_options: dict[str, Any] = {"shutdown_timeout": 0.5}
 
     def __init__(self, *, host: str = "127.0.0.1") -> None:
         self._host = host
         self._port: int | None = None
-        self._lock = threading.Lock()
-        self._requests: list[Recorded] = []
-        self._faults: list[list[Any]] = []  # [fault, remaining]
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._ready = threading.Event()
         self._error: BaseException | None = None
 
+    def thread_name(self) -> str:
+        return f"mock-{self.kind}"
+
+    def build_app(self) -> web.Application:
+        raise NotImplementedError
+
     # -- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> Self:
-        self._thread = threading.Thread(target=self._main, name=f"mock-{self.kind}", daemon=True)
+        self._thread = threading.Thread(target=self._main, name=self.thread_name(), daemon=True)
         self._thread.start()
         if not self._ready.wait(10):
             raise RuntimeError(f"mock {self.kind} did not start")
@@ -98,7 +106,7 @@ class MockServer:
         if self._loop is not None and self._stop is not None:
             with contextlib.suppress(RuntimeError):
                 self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(10)
+        self._thread.join(self.join_timeout)
         self._thread = None
 
     def __enter__(self) -> Self:
@@ -132,11 +140,7 @@ class MockServer:
 
     async def _serve(self) -> None:
         self._stop = asyncio.Event()
-        app = web.Application(client_max_size=64 * 1024 * 1024)
-        for method, path, handler in self.build_routes():
-            app.router.add_route(method, path, handler)
-        app.router.add_route("*", "/{tail:.*}", self._not_found)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
+        runner = web.AppRunner(self.build_app(), access_log=None, **self.runner_options)
         await runner.setup()
         try:
             site = web.TCPSite(runner, self._host, 0)
@@ -146,6 +150,23 @@ class MockServer:
             await self._stop.wait()
         finally:
             await runner.cleanup()
+
+
+class MockServer(ServerThread):
+    """Thread + event loop + aiohttp runner; recording and faults are thread-safe."""
+
+    def __init__(self, *, host: str = "127.0.0.1") -> None:
+        super().__init__(host=host)
+        self._lock = threading.Lock()
+        self._requests: list[Recorded] = []
+        self._faults: list[list[Any]] = []  # [fault, remaining]
+
+    def build_app(self) -> web.Application:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        for method, path, handler in self.build_routes():
+            app.router.add_route(method, path, handler)
+        app.router.add_route("*", "/{tail:.*}", self._not_found)
+        return app
 
     # -- for subclasses ----------------------------------------------------------------------
 
@@ -224,18 +245,7 @@ class MockServer:
         return resp
 
     async def _abort(self, request: web.Request) -> None:
-        transport = request.transport
-        if transport is None:
-            return
-        for _ in range(100):
-            if transport.get_write_buffer_size() == 0:
-                break
-            await asyncio.sleep(0.005)
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        transport.abort()
+        await abort_connection(request, polls=100)
 
     # -- recording and faults ----------------------------------------------------------------
 
@@ -275,6 +285,22 @@ class MockServer:
                 self._faults.pop(0)
             fault: Fault = entry[0]
             return fault
+
+
+async def abort_connection(request: web.Request, *, polls: int = 200) -> None:
+    """Reset the TCP connection once already-written bytes have left the buffer."""
+    transport = request.transport
+    if transport is None:
+        return
+    for _ in range(polls):
+        if transport.get_write_buffer_size() == 0:
+            break
+        await asyncio.sleep(0.005)
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()
 
 
 def _form(raw: bytes) -> dict[str, str]:
