@@ -25,20 +25,18 @@ message requests that passed authentication and validation.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import re
-import socket
-import struct
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Self
+from typing import Any
 
 from aiohttp import web
 
 from . import anthropic_wire as wire
+from .mock_server import ServerThread, abort_connection
 
 JSON = dict[str, Any]
 _VERSION = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -167,8 +165,12 @@ class RecordedRequest:
 # The server
 
 
-class MockAnthropicUpstream:
+class MockAnthropicUpstream(ServerThread):
     """Anthropic's Messages API on 127.0.0.1, served from a background thread."""
+
+    kind = "anthropic"
+    join_timeout = 5.0
+    runner_options: dict[str, Any] = {"shutdown_timeout": 1.0}
 
     def __init__(
         self,
@@ -180,13 +182,12 @@ class MockAnthropicUpstream:
         name: str = "mock-anthropic",
         host: str = "127.0.0.1",
     ) -> None:
+        super().__init__(host=host)
         self.api_key = api_key
         self.azure_api_key = azure_api_key or api_key
         self.azure_ad_token = azure_ad_token
         self.reply = reply
         self.name = name
-        self._host = host
-        self.port = 0
         self._lock = threading.Lock()
         self._requests: list[RecordedRequest] = []
         self._replies: list[JSON] = []
@@ -195,30 +196,10 @@ class MockAnthropicUpstream:
         self._queue: list[list[Any]] = []  # [fault, remaining]
         self._default: Fault | None = None
         self._cache: set[str] = set()
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._runner: web.AppRunner | None = None
 
-    # -- lifecycle ------------------------------------------------------------------------------
-
-    def start(self) -> Self:
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(10)
-        return self
-
-    def stop(self) -> None:
-        if not self._thread.is_alive():
-            return
-        with contextlib.suppress(Exception):
-            asyncio.run_coroutine_threadsafe(self._stop(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(5)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    @property
+    def port(self) -> int:
+        return self._port or 0
 
     @property
     def base_url(self) -> str:
@@ -229,21 +210,13 @@ class MockAnthropicUpstream:
         """What an Azure AI Foundry ``api_base`` would point at (``…/anthropic``)."""
         return self.base_url + "/anthropic"
 
-    async def _start(self) -> None:
+    def build_app(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         for prefix in ("", "/anthropic"):
             app.router.add_post(f"{prefix}/v1/messages", self._messages)
             app.router.add_post(f"{prefix}/v1/messages/count_tokens", self._count_tokens)
         app.router.add_route("*", "/{tail:.*}", self._not_found)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self._host, 0)
-        await site.start()
-        self.port = int(self._runner.addresses[0][1])
-
-    async def _stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
+        return app
 
     # -- recording and faults (thread-safe) --------------------------------------------------
 
@@ -432,7 +405,7 @@ class MockAnthropicUpstream:
         if isinstance(fault, DelayFault):
             await asyncio.sleep(fault.seconds)
         if isinstance(fault, DropConnectionFault):
-            await _abort(request)
+            await abort_connection(request)
             return web.Response(status=500)
         pieces = None
         if isinstance(fault, SlowStreamFault):
@@ -474,7 +447,7 @@ class MockAnthropicUpstream:
                 await response.write(event)
             if isinstance(fault, ResetMidStreamFault):
                 outcome = "reset"
-                await _abort(request)
+                await abort_connection(request)
                 return response
             if isinstance(fault, ErrorMidStreamFault):
                 outcome = "error"
@@ -490,19 +463,3 @@ class MockAnthropicUpstream:
                 self._stream_bytes.append(b"".join(sent))
                 self._stream_outcomes.append(outcome)
         return response
-
-
-async def _abort(request: web.Request) -> None:
-    """Reset the TCP connection once already-written bytes have left the buffer."""
-    transport = request.transport
-    if transport is None:
-        return
-    for _ in range(200):
-        if transport.get_write_buffer_size() == 0:
-            break
-        await asyncio.sleep(0.005)
-    sock = transport.get_extra_info("socket")
-    if sock is not None:
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    transport.abort()

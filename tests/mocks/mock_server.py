@@ -79,9 +79,9 @@ class ServerThread:
         self._port: int | None = None
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
+        self._stopping: asyncio.Event | None = None
         self._ready = threading.Event()
-        self._error: BaseException | None = None
+        self._start_error: BaseException | None = None
 
     def thread_name(self) -> str:
         return f"mock-{self.kind}"
@@ -96,16 +96,16 @@ class ServerThread:
         self._thread.start()
         if not self._ready.wait(10):
             raise RuntimeError(f"mock {self.kind} did not start")
-        if self._error is not None:
-            raise RuntimeError(f"mock {self.kind} failed to start") from self._error
+        if self._start_error is not None:
+            raise RuntimeError(f"mock {self.kind} failed to start") from self._start_error
         return self
 
     def stop(self) -> None:
         if self._thread is None:
             return
-        if self._loop is not None and self._stop is not None:
+        if self._loop is not None and self._stopping is not None:
             with contextlib.suppress(RuntimeError):
-                self._loop.call_soon_threadsafe(self._stop.set)
+                self._loop.call_soon_threadsafe(self._stopping.set)
         self._thread.join(self.join_timeout)
         self._thread = None
 
@@ -132,14 +132,14 @@ class ServerThread:
         try:
             loop.run_until_complete(self._serve())
         except BaseException as exc:
-            self._error = exc
+            self._start_error = exc
         finally:
             loop.run_until_complete(loop.shutdown_asyncgens())
             loop.close()
             self._ready.set()
 
     async def _serve(self) -> None:
-        self._stop = asyncio.Event()
+        self._stopping = asyncio.Event()
         runner = web.AppRunner(self.build_app(), access_log=None, **self.runner_options)
         await runner.setup()
         try:
@@ -147,7 +147,7 @@ class ServerThread:
             await site.start()
             self._port = int(runner.addresses[0][1])
             self._ready.set()
-            await self._stop.wait()
+            await self._stopping.wait()
         finally:
             await runner.cleanup()
 
