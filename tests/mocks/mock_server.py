@@ -79,7 +79,7 @@ class ServerThread:
         self._port: int | None = None
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._stopping: asyncio.Event | None = None
+        self._stop_event: asyncio.Event | None = None
         self._ready = threading.Event()
         self._start_error: BaseException | None = None
 
@@ -103,9 +103,9 @@ class ServerThread:
     def stop(self) -> None:
         if self._thread is None:
             return
-        if self._loop is not None and self._stopping is not None:
+        if self._loop is not None and self._stop_event is not None:
             with contextlib.suppress(RuntimeError):
-                self._loop.call_soon_threadsafe(self._stopping.set)
+                self._loop.call_soon_threadsafe(self._stop_event.set)
         self._thread.join(self.join_timeout)
         self._thread = None
 
@@ -139,7 +139,7 @@ class ServerThread:
             self._ready.set()
 
     async def _serve(self) -> None:
-        self._stopping = asyncio.Event()
+        self._stop_event = asyncio.Event()
         runner = web.AppRunner(self.build_app(), access_log=None, **self.runner_options)
         await runner.setup()
         try:
@@ -147,7 +147,7 @@ class ServerThread:
             await site.start()
             self._port = int(runner.addresses[0][1])
             self._ready.set()
-            await self._stopping.wait()
+            await self._stop_event.wait()
         finally:
             await runner.cleanup()
 

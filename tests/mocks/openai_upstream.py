@@ -27,8 +27,6 @@ import asyncio
 import contextlib
 import json
 import secrets
-import socket
-import struct
 import threading
 import time
 import uuid
@@ -40,6 +38,7 @@ from typing import Any, Literal, Self
 from aiohttp import web
 
 from . import openai_wire as wire
+from .mock_server import abort_connection
 
 __all__ = [
     "DelayFault",
@@ -613,18 +612,7 @@ class MockOpenAIUpstream:
 
     async def _abort(self, request: web.Request) -> None:
         """Reset the TCP connection once already-written bytes have left the buffer."""
-        transport = request.transport
-        if transport is None:
-            return
-        for _ in range(200):
-            if transport.get_write_buffer_size() == 0:
-                break
-            await asyncio.sleep(0.005)
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        transport.abort()
+        await abort_connection(request)
 
     async def _handle(self, request: web.Request, kind: Kind) -> web.StreamResponse:
         raw = await request.read()
