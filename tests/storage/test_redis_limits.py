@@ -7,6 +7,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
@@ -18,6 +19,7 @@ from bastion.limits.counters import Counter, Kind, window_of
 from bastion.limits.limiter import LimitsUnavailableError, RateLimiter
 from bastion.limits.redis_backend import RedisBackend
 from bastion.storage.redis_link import RedisLink
+from bastion.storage.resp_client import RespClient
 from tests.support.gateway import free_port
 
 RPM = Counter(Kind.RPM, "key:k", 5, "key k", "rpm_limit")
@@ -42,7 +44,7 @@ async def test_every_counter_is_checked_and_counted_at_once(
     redis_prefix: str,
 ) -> None:
     async with client(redis_url) as redis:
-        backend = RedisBackend(redis, redis_prefix)
+        backend = RedisBackend(RespClient.like(redis), redis_prefix)
         now = time.time()
         first = await backend.acquire([RPM, TPM, PAR], 30, "r1", now)
         assert first.allowed and first.values == [1, 30, 1]
@@ -66,7 +68,7 @@ async def test_concurrent_admissions_from_many_clients_stop_at_the_limit(
     counter = Counter(Kind.RPM, "key:burst", 60, "key burst", "rpm_limit")
     clients = [Redis.from_url(redis_url) for _ in range(4)]
     try:
-        backends = [RedisBackend(c, redis_prefix) for c in clients]
+        backends = [RedisBackend(RespClient.like(c), redis_prefix) for c in clients]
         now = time.time()
         results = await asyncio.gather(
             *(backends[i % 4].acquire([counter], 0, f"r{i}", now) for i in range(200))
@@ -84,7 +86,7 @@ async def test_a_parallel_slot_lapses_after_its_lease(
 ) -> None:
     one = Counter(Kind.PARALLEL, "key:lease", 1, "key lease", "max_parallel_requests")
     async with client(redis_url) as redis:
-        backend = RedisBackend(redis, redis_prefix)
+        backend = RedisBackend(RespClient.like(redis), redis_prefix)
         now = time.time()
         assert (await backend.acquire([one], 0, "crashed-worker", now)).allowed
         assert not (await backend.acquire([one], 0, "r2", now + 10)).allowed
@@ -97,7 +99,7 @@ async def test_a_tpm_settle_after_the_window_expired_creates_nothing(
     redis_prefix: str,
 ) -> None:
     async with client(redis_url) as redis:
-        backend = RedisBackend(redis, redis_prefix)
+        backend = RedisBackend(RespClient.like(redis), redis_prefix)
         await backend.settle([TPM], 12345, -50, "r1")
         assert await redis.exists(backend.key_of(TPM, 12345)) == 0
 
@@ -156,7 +158,7 @@ async def test_an_outage_falls_back_to_local_counters_and_recovers_by_itself(
     await relay.start()
     settings = RedisSettings("test", host="127.0.0.1", port=relay.port)
     link = RedisLink(settings, first_retry=0.05, max_retry=0.2)
-    limiter = RateLimiter(shared=RedisBackend(link.client, redis_prefix), link=link)
+    limiter = RateLimiter(shared=RedisBackend(link.resp, redis_prefix), link=link)
     caplog.set_level(logging.INFO, logger="bastion.redis")
     try:
         await limiter.start()
@@ -198,9 +200,7 @@ async def test_an_outage_falls_back_to_local_counters_and_recovers_by_itself(
 async def test_fail_closed_refuses_with_503_while_redis_is_away(redis_prefix: str) -> None:
     settings = RedisSettings("test", host="127.0.0.1", port=free_port())  # nothing listens
     link = RedisLink(settings, first_retry=10, max_retry=10)
-    limiter = RateLimiter(
-        shared=RedisBackend(link.client, redis_prefix), link=link, fail_closed=True
-    )
+    limiter = RateLimiter(shared=RedisBackend(link.resp, redis_prefix), link=link, fail_closed=True)
     try:
         await limiter.start()
         assert not link.up
@@ -217,7 +217,7 @@ async def test_fail_closed_refuses_with_503_while_redis_is_away(redis_prefix: st
 async def test_fail_open_counts_locally_while_redis_is_away(redis_prefix: str) -> None:
     settings = RedisSettings("test", host="127.0.0.1", port=free_port())
     link = RedisLink(settings, first_retry=10, max_retry=10)
-    limiter = RateLimiter(shared=RedisBackend(link.client, redis_prefix), link=link)
+    limiter = RateLimiter(shared=RedisBackend(link.resp, redis_prefix), link=link)
     try:
         await limiter.start()
         first = limiter.ticket("r1", key_counters(1), lambda: 0)
@@ -233,12 +233,16 @@ async def test_fail_open_counts_locally_while_redis_is_away(redis_prefix: str) -
 
 async def test_many_settlements_go_in_one_call(redis_url: str, redis_prefix: str) -> None:
     async with client(redis_url) as redis:
-        backend = RedisBackend(redis, redis_prefix)
+        backend = RedisBackend(RespClient.like(redis), redis_prefix)
         now = time.time()
         held = [await backend.acquire([TPM, PAR], 10, f"r{i}", now) for i in range(2)]
         assert [d.values for d in held] == [[10, 1], [20, 2]]
-        await backend.settle_many(
-            [([TPM, PAR], held[0].window, -7, "r0"), ([TPM, PAR], held[1].window, 5, "r1")]
+        reply: asyncio.Future[asyncio.Future[Any]] = asyncio.get_running_loop().create_future()
+        calls = backend.queue_settlements(
+            [([TPM, PAR], held[0].window, -7, "r0"), ([TPM, PAR], held[1].window, 5, "r1")],
+            reply.set_result,
         )
+        assert calls == 1
+        assert (await reply).result() == 1
         after = await backend.acquire([TPM, PAR], 0, "r2", now)
         assert after.values == [18, 1]  # 10-7 + 10+5; both slots freed, r2 holds one

@@ -1,6 +1,6 @@
-"""The lean Redis client of the rate limiter, against the real Redis: replies reach their
-own callers under concurrency, scripts load themselves, errors, auth, timeouts and lost
-connections."""
+"""The lean Redis client of the per-request calls, against the real Redis: replies reach
+their own callers under concurrency, queued writes ride behind calls (or leave after the
+linger), scripts load themselves, errors, auth, timeouts and lost connections."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ import socket
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
@@ -160,3 +161,108 @@ async def test_a_unix_socket_server(unix_socket_redis: Path) -> None:
     client = RespClient.like(Redis(unix_socket_path=str(unix_socket_redis)))
     assert await client.call("PING") == b"PONG"
     await client.close()
+
+
+def _replies() -> tuple[list[asyncio.Future[Any]], asyncio.Event, Callable[[Any], None]]:
+    got: list[asyncio.Future[Any]] = []
+    arrived = asyncio.Event()
+
+    def then(reply: asyncio.Future[Any]) -> None:
+        got.append(reply)
+        arrived.set()
+
+    return got, arrived, then
+
+
+async def test_queued_writes_ride_behind_the_next_call_in_one_write(
+    redis_url: str, redis_prefix: str
+) -> None:
+    client = _client(redis_url)
+    try:
+        await client.call("PING")  # connected
+        protocol = client._protocol
+        assert protocol is not None and protocol._transport is not None
+        writes: list[bytes] = []
+        real_write = protocol._transport.write
+
+        def counting_write(data: bytes) -> None:
+            writes.append(data)
+            real_write(data)
+
+        protocol._transport.write = counting_write  # type: ignore[method-assign]
+        got, _, then = _replies()
+        for i in range(3):
+            client.queue("SET", f"{redis_prefix}q{i}", str(i), then=then)
+        assert writes == []  # waiting for a call to carry them
+        assert await client.call("MGET", *(f"{redis_prefix}q{i}" for i in range(3))) == [
+            None,
+            None,
+            None,
+        ]  # the call goes first, its writes right behind it
+        assert len(writes) == 1
+        await asyncio.sleep(0)
+        assert [r.result() for r in got] == [b"OK"] * 3
+        assert await client.call("GET", f"{redis_prefix}q2") == b"2"
+    finally:
+        await client.close()
+
+
+async def test_queued_writes_leave_on_their_own_without_a_call(
+    redis_url: str, redis_prefix: str
+) -> None:
+    client = _client(redis_url)
+    try:
+        got, arrived, then = _replies()
+        client.queue("SET", f"{redis_prefix}alone", "x", then=then)
+        await asyncio.wait_for(arrived.wait(), 2)  # connected and sent after the linger
+        assert got[0].result() == b"OK"
+        check = _client(redis_url)
+        assert await check.call("GET", f"{redis_prefix}alone") == b"x"
+        await check.close()
+    finally:
+        await client.close()
+
+
+async def test_a_queued_script_the_server_does_not_know_is_sent_whole(
+    redis_url: str, redis_prefix: str
+) -> None:
+    script = LuaScript.of(f"-- {uuid.uuid4().hex}\nreturn redis.call('INCRBY', KEYS[1], ARGV[1])")
+    client = _client(redis_url)
+    try:
+        got, arrived, then = _replies()
+        client.queue_script(script, [f"{redis_prefix}qs"], [4], then)
+        await asyncio.wait_for(arrived.wait(), 2)
+        assert got[0].result() == 4
+        assert await client.call("SCRIPT", "EXISTS", script.sha) == [1]  # EVAL loaded it
+    finally:
+        await client.close()
+
+
+async def test_queued_writes_to_an_unreachable_server_fail_to_their_callbacks() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    client = RespClient("127.0.0.1", port)
+    got, arrived, then = _replies()
+    client.queue("SET", "k", "v", then=then)
+    client.queue("SET", "k2", "v")  # nobody looks at this failure: dropped quietly
+    await asyncio.wait_for(arrived.wait(), 2)
+    assert isinstance(got[0].exception(), OSError)
+    await client.close()
+
+
+async def test_a_queued_write_that_gets_no_answer_times_out(
+    redis_url: str, redis_prefix: str
+) -> None:
+    client = _client(redis_url)
+    client.timeout = 0.2
+    try:
+        got, arrived, then = _replies()
+        client.queue("BLPOP", f"{redis_prefix}never", 0, then=then)
+        started = time.monotonic()
+        await asyncio.wait_for(arrived.wait(), 3)
+        assert isinstance(got[0].exception(), TimeoutError)
+        assert time.monotonic() - started < 1.5
+        assert await client.call("PING") == b"PONG"  # a new connection
+    finally:
+        await client.close()

@@ -60,7 +60,7 @@ async def replicas(prefix: str, n: int = 2) -> AsyncIterator[list[Replica]]:
         sender = RedisSpendSender(link, shared)
         shared.sender = sender
         guard.shared = shared
-        limiter = RateLimiter(shared=RedisBackend(link.client, prefix), link=link)
+        limiter = RateLimiter(shared=RedisBackend(link.resp, prefix), link=link)
         limiter.shared_spend, limiter.budgets = shared, guard
         made.append(Replica(ledger, guard, shared, sender, limiter))
     try:

@@ -1,5 +1,9 @@
 """The Redis store: one GET per lookup; a SET with an expiry after the answer has
-gone, as a background task (never on the client's latency path).
+gone, queued with the other Redis writes of that turn of the event loop (never on
+the client's latency path). Both go over the link's lean pipelined connection
+(storage/resp_client.py). With the rate limiter on the same Redis, a lookup does
+not even need its GET: the entry is read in the admission's round trip
+(limits/limiter.py, ``LimitTicket.read_cache``).
 
 Redis trouble never fails a request: while the link is down (storage/redis_link.py)
 the cache is bypassed without waiting on Redis, the outage is logged once, and the
@@ -9,6 +13,7 @@ link's background ping brings the cache back when Redis answers again.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -29,7 +34,8 @@ class RedisStore:
         self.owns_link = owns_link  # False when the rate limiter's link is shared
         self.errors = 0
         self.dropped_writes = 0
-        self._pending: set[asyncio.Task[None]] = set()
+        self._pending = 0  # writes sent and not answered yet
+        self._written: asyncio.Event | None = None
         self._said_down = False
 
     async def start(self) -> None:
@@ -38,7 +44,9 @@ class RedisStore:
 
     async def stop(self) -> None:
         if self._pending:
-            await asyncio.wait(set(self._pending), timeout=2)
+            self._written = asyncio.Event()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._written.wait(), 2)
         if self.owns_link:
             await self.link.stop()
 
@@ -57,7 +65,7 @@ class RedisStore:
 
     async def get(self, key: str) -> bytes | None:
         try:
-            value = await self.link.client.get(key)
+            value = await self.link.resp.call("GET", key)
         except UNREACHABLE as exc:
             self._failed(exc)
             return None
@@ -67,12 +75,11 @@ class RedisStore:
         return value if isinstance(value, bytes) else None
 
     def put(self, key: str, value: bytes, ttl: float) -> bool:
-        if len(self._pending) >= MAX_PENDING_WRITES:
+        if self._pending >= MAX_PENDING_WRITES:
             self.dropped_writes += 1
             return False
-        task = asyncio.get_running_loop().create_task(self._write(key, value, ttl))
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
+        self._pending += 1
+        self.link.resp.queue("SET", key, value, "PX", max(1, int(ttl * 1000)), then=self._stored)
         return True
 
     def status(self) -> dict[str, Any]:
@@ -82,13 +89,22 @@ class RedisStore:
             "dropped_writes": self.dropped_writes,
         }
 
-    async def _write(self, key: str, value: bytes, ttl: float) -> None:
-        try:
-            await self.link.client.set(key, value, px=max(1, int(ttl * 1000)))
-        except UNREACHABLE as exc:
+    def _stored(self, reply: asyncio.Future[Any]) -> None:
+        self._pending -= 1
+        if self._pending == 0 and self._written is not None:
+            self._written.set()
+        if reply.cancelled():
+            return
+        exc = reply.exception()
+        if exc is None:
+            return
+        if isinstance(exc, UNREACHABLE):
             self._failed(exc)
-        except RedisError as exc:
+        elif isinstance(exc, RedisError):
             self._error("write", exc)
+        else:
+            self.errors += 1
+            logger.error("response cache write failed: %s", exc)
 
     def _failed(self, exc: BaseException) -> None:
         self.errors += 1

@@ -8,14 +8,15 @@ Keys (``prefix`` defaults to ``bastion:rl:``):
   when their slot lapses (now + :data:`LEASE_S`). A worker that dies holding
   slots cannot leak them for longer than the lease.
 
-Admission is one ``EVALSHA`` over the limiter's own pipelined connection
+Admission is one ``EVALSHA`` over the link's lean pipelined connection
 (storage/resp_client.py, which loads the script again after a Redis restart):
 each request has exactly one round trip and waits for no other. Settling after
-the call is a second script, sent in the background for many requests at once
-(see limits/limiter.py).
-Keys named in ``reads`` (shared budget totals, policy/shared_spend.py) follow
-the counters in KEYS: the script returns their values after the counters', so a
-budget check reads them in the admission's round trip.
+the call is a second script, queued with whatever else leaves in the same turn of
+the event loop, for many requests at once (see limits/limiter.py).
+Keys named in ``reads`` (shared budget totals, policy/shared_spend.py; the response
+cache's entry, cache/service.py) follow the counters in KEYS: the script returns
+their values after the counters', so a budget check and a cache lookup ride on the
+admission's round trip.
 Every key the scripts touch is passed in KEYS, so Redis-compatible servers that
 insist on declared keys (Dragonfly) run them unchanged.
 """
@@ -25,11 +26,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from redis.asyncio import Redis
-
 from bastion.limits.backend import DEFAULT_PREFIX, Decision
 from bastion.limits.counters import WINDOW_S, Counter, Kind, window_of
-from bastion.storage.resp_client import LuaScript, RespClient
+from bastion.storage.resp_client import LuaScript, OnReply, RespClient
 
 LEASE_S = 600
 KEY_TTL_S = 2 * WINDOW_S
@@ -117,12 +116,9 @@ Settlement = tuple[Sequence[Counter], int, int, str]
 class RedisBackend:
     name = "redis"
 
-    def __init__(
-        self, client: Redis, prefix: str = DEFAULT_PREFIX, *, resp: RespClient | None = None
-    ) -> None:
+    def __init__(self, resp: RespClient, prefix: str = DEFAULT_PREFIX) -> None:
         self.prefix = prefix
-        # Calls go over a lean pipelined connection to the server ``client`` reaches.
-        self._resp = resp if resp is not None else RespClient.like(client)
+        self._resp = resp
         self._acquire_lua = LuaScript.of(ACQUIRE_LUA)
         self._settle_lua = LuaScript.of(SETTLE_LUA)
 
@@ -161,10 +157,20 @@ class RedisBackend:
     async def settle(
         self, counters: Sequence[Counter], window: int, token_delta: int, request_id: str
     ) -> None:
-        await self.settle_many([(counters, window, token_delta, request_id)])
+        for keys, args in self._settle_calls([(counters, window, token_delta, request_id)]):
+            await self._resp.evalsha(self._settle_lua, keys, args)
 
-    async def settle_many(self, items: Sequence[Settlement]) -> None:
-        """Several requests' settlements in one round trip per :data:`SETTLE_BATCH`."""
+    def queue_settlements(self, items: Sequence[Settlement], then: OnReply) -> int:
+        """Queue several requests' settlements, sent with what else leaves in this turn of
+        the event loop; ``then`` gets each script call's reply. Returns the calls queued."""
+        calls = self._settle_calls(items)
+        for keys, args in calls:
+            self._resp.queue_script(self._settle_lua, keys, args, then)
+        return len(calls)
+
+    def _settle_calls(self, items: Sequence[Settlement]) -> list[tuple[list[str], list[Any]]]:
+        """One script call's keys and arguments per :data:`SETTLE_BATCH` settlements."""
+        calls = []
         for start in range(0, len(items), SETTLE_BATCH):
             keys: list[str] = []
             args: list[Any] = []
@@ -180,4 +186,5 @@ class RedisBackend:
                     keys += parallel
                     args += [len(tpm), len(parallel), token_delta, request_id]
             if args:
-                await self._resp.evalsha(self._settle_lua, keys, args)
+                calls.append((keys, args))
+        return calls

@@ -60,7 +60,7 @@ def build_rate_limiter(
         from bastion.storage.redis_link import RedisLink
 
         link = RedisLink(settings)
-        shared = RedisBackend(link.client, prefix)
+        shared = RedisBackend(link.resp, prefix)
     return RateLimiter(
         shared=shared,
         link=link,

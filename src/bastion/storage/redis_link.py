@@ -1,7 +1,10 @@
 """One Redis client per process, and whether Redis is reachable right now.
 
-Users of the link (the rate limiter, later the cache) call Redis directly and
-report a failure with :meth:`RedisLink.failed`. The link then counts as down:
+Users of the link (the rate limiter, shared budgets, the response cache, the
+routing state store) call Redis directly: per-request calls and writes through
+:attr:`RedisLink.resp` (one lean pipelined connection, storage/resp_client.py),
+periodic work through redis-py's :attr:`RedisLink.client`. They report a failure
+with :meth:`RedisLink.failed`. The link then counts as down:
 users fall back (local counters) without waiting on Redis again, the outage is
 logged once, and a background task pings Redis with a growing pause (0.5 s up to
 30 s) until it answers; then the link is up again and that is logged once too.
@@ -22,6 +25,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bastion.config.redis_settings import RedisSettings
+from bastion.storage.resp_client import RespClient
 
 logger = logging.getLogger("bastion.redis")
 
@@ -66,6 +70,9 @@ class RedisLink:
     ) -> None:
         self.settings = settings
         self.client = client if client is not None else make_client(settings)
+        # The per-request calls (admission, settling, spend, cache) go over one lean
+        # pipelined connection to the same server (storage/resp_client.py).
+        self.resp = RespClient.like(self.client)
         self.up = True
         self.down_since: float | None = None
         self.last_error: str | None = None
@@ -88,6 +95,8 @@ class RedisLink:
             await asyncio.gather(self._reconnect, return_exceptions=True)
             self._reconnect = None
         with contextlib.suppress(Exception):  # closing a broken connection may fail
+            await self.resp.close()
+        with contextlib.suppress(Exception):
             await self.client.aclose()
 
     def failed(self, exc: BaseException) -> None:

@@ -1,7 +1,8 @@
 """Budget spend totals on Redis (policy/shared_spend.py): additions sent after the answer.
 
-Each call's additions are queued; one task sends the queue as one script call
-(many calls' additions together under load), off the latency path. The script
+Each call's additions are queued; those of one turn of the event loop leave as one
+script call over the link's lean connection (many calls' additions together under
+load), off the latency path. The script
 adds the amount to each total and raises it to the sender's own view of the
 spend when that is larger (re-seeding a total lost with a restart), then sets the
 total to expire with its window. The new totals come back and refresh what this
@@ -14,6 +15,7 @@ Keys (``prefix`` is ``general_settings.rate_limit_redis_prefix``, default
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -22,6 +24,7 @@ from redis.exceptions import RedisError
 
 from bastion.policy.shared_spend import Addition, SharedSpend
 from bastion.storage.redis_link import UNREACHABLE, RedisLink
+from bastion.storage.resp_client import LuaScript
 
 logger = logging.getLogger("bastion.budgets")
 
@@ -48,46 +51,70 @@ class RedisSpendSender:
     def __init__(self, link: RedisLink, shared: SharedSpend) -> None:
         self.link = link
         self.shared = shared
-        self._add = link.client.register_script(ADD_LUA)
+        self._add = LuaScript.of(ADD_LUA)
         self._queue: list[Addition] = []
-        self._task: asyncio.Task[None] | None = None
+        self._scheduled = False
+        self._in_flight = 0  # script calls sent and not answered yet
+        self._answered: asyncio.Event | None = None
         self.lost = 0  # additions that could not be sent (Redis away)
 
     def send(self, additions: Sequence[Addition]) -> None:
+        """Queue additions; those of one turn of the event loop leave together, written
+        with the other Redis writes of that turn (storage/resp_client.py)."""
         self._queue.extend(additions)
-        if self._task is None or self._task.done():
+        if not self._scheduled:
             try:
-                self._task = asyncio.get_running_loop().create_task(self._flush())
+                asyncio.get_running_loop().call_soon(self._flush)
             except RuntimeError:  # no loop: nothing can be sent
                 self._queue.clear()
-
-    async def _flush(self) -> None:
-        while self._queue or self.shared.has_forgotten():
-            batch, self._queue = self._queue[:ADD_BATCH], self._queue[ADD_BATCH:]
-            try:
-                forgotten = self.shared.take_forgotten()
-                if forgotten:
-                    await self.link.client.delete(*forgotten)
-                if batch:
-                    await self._send(batch)
-            except (*UNREACHABLE, RedisError) as exc:
-                self.link.failed(exc)
-                self.shared.drop()
-                self.lost += len(batch) + len(self._queue)
-                self._queue.clear()
                 return
-            except Exception:
-                logger.exception("could not add spend to %d shared budget totals", len(batch))
+            self._scheduled = True
 
-    async def _send(self, batch: Sequence[Addition]) -> None:
-        keys = [key for key, _, _, _ in batch]
-        args: list[Any] = []
-        for _, amount, floor, expires_at in batch:
-            args += [str(amount), str(floor), expires_at]
-        totals = await self._add(keys=keys, args=args)
-        self.shared.seen(keys, totals)
+    def _flush(self) -> None:
+        self._scheduled = False
+        resp = self.link.resp
+        forgotten = self.shared.take_forgotten()
+        if forgotten:
+            self._in_flight += 1
+            resp.queue("DEL", *forgotten, then=lambda reply: self._done(reply, 0))
+        while self._queue:
+            batch, self._queue = self._queue[:ADD_BATCH], self._queue[ADD_BATCH:]
+            keys = [key for key, _, _, _ in batch]
+            args: list[Any] = []
+            for _, amount, floor, expires_at in batch:
+                args += [str(amount), str(floor), expires_at]
+            self._in_flight += 1
+            resp.queue_script(self._add, keys, args, functools.partial(self._added, keys))
+
+    def _added(self, keys: list[str], reply: asyncio.Future[Any]) -> None:
+        self._done(reply, len(keys), keys)
+
+    def _done(self, reply: asyncio.Future[Any], count: int, keys: list[str] | None = None) -> None:
+        self._in_flight -= 1
+        if self._in_flight == 0 and self._answered is not None:
+            self._answered.set()
+        if reply.cancelled():
+            return
+        exc = reply.exception()
+        if exc is None:
+            if keys:
+                self.shared.seen(keys, reply.result())
+            return
+        if isinstance(exc, (*UNREACHABLE, RedisError)):
+            self.link.failed(exc)
+            self.shared.drop()
+            self.lost += count
+            return
+        logger.error("could not add spend to %d shared budget totals: %s", count, exc)
 
     async def drain(self) -> None:
-        """Wait until queued additions are sent (shutdown, tests)."""
-        while self._task is not None and not self._task.done():
-            await asyncio.gather(self._task, return_exceptions=True)
+        """Wait until queued additions are sent and answered (shutdown, tests)."""
+        while self._queue or self._scheduled or self._in_flight or self.shared.has_forgotten():
+            if not self._scheduled and (self._queue or self.shared.has_forgotten()):
+                self._flush()
+            if not self._in_flight:
+                await asyncio.sleep(0)
+                continue
+            self._answered = asyncio.Event()
+            await self._answered.wait()
+            self._answered = None
