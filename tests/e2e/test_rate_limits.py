@@ -8,9 +8,7 @@ the end of a minute if too little of it is left (at most ~20 s).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -27,6 +25,7 @@ from aiohttp import web
 from tests.e2e.helpers import MockPool
 from tests.mocks.openai_upstream import MockOpenAIUpstream, delay
 from tests.support.gateway import GatewayProcess, free_port
+from tests.support.redis_service import PrivateRedis
 
 MASTER = "sk-master-ratelimits"
 MESSAGES: list[Any] = [{"role": "user", "content": "hello"}]
@@ -259,48 +258,6 @@ def test_tpm_reserves_an_estimate_and_settles_with_the_real_usage(
         assert time.monotonic() < deadline, (remaining, expected)
         expected -= usage.total_tokens  # this probe's own usage settles too
         time.sleep(0.1)
-
-
-class PrivateRedis:
-    """A redis-server of this test's own (the shared one must not be stopped)."""
-
-    def __init__(self, port: int, workdir: Path) -> None:
-        self.port, self.workdir = port, workdir
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                "redis-server",
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(self.workdir),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            with (
-                contextlib.suppress(OSError),
-                socket.create_connection(("127.0.0.1", self.port), 0.2),
-            ):
-                return
-            time.sleep(0.05)
-        raise AssertionError("redis-server did not start")
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.kill()
-            self.process.wait(10)
-            self.process = None
 
 
 def _redis_backend(gw: GatewayProcess) -> str:

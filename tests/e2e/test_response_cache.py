@@ -1,12 +1,15 @@
 """The response cache through a running gateway, with the openai SDK against a mock
 upstream that counts its calls: in-process and Redis stores, streams replayed as
-streams, per-request controls, default_off, and Redis away (still served)."""
+streams, per-request controls, default_off, the entry read in the rate limiter's
+admission round trip, and Redis away (still served)."""
 
 from __future__ import annotations
 
+import shutil
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import anthropic
@@ -17,6 +20,7 @@ import pytest
 from tests.e2e.helpers import MockPool
 from tests.mocks.openai_upstream import MockOpenAIUpstream
 from tests.support.gateway import GatewayProcess, free_port
+from tests.support.redis_service import PrivateRedis
 
 MASTER = "sk-master-cache-e2e"
 
@@ -264,3 +268,56 @@ def test_redis_away_still_serves_and_says_so(upstream: MockOpenAIUpstream) -> No
         assert details["redis"]["status"] == "unreachable" and details["usable"] is False
         assert details["bypassed"] >= 1
         assert gw.log().count("response cache bypassed") == 1
+
+
+@pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs the redis-server binary")
+def test_on_the_rate_limiters_redis_the_entry_is_read_in_the_admission(
+    upstream: MockOpenAIUpstream, tmp_path: Path
+) -> None:
+    """Limits and cache on one Redis: a request makes one call before its answer (the
+    admission script reads the entry; no GET), and a hit counts against the limits, as
+    in LiteLLM. With Redis gone, requests are still served."""
+    server = PrivateRedis(free_port(), tmp_path)
+    server.start()
+    try:
+        settings = config(upstream, {"type": "redis", "host": "127.0.0.1", "port": server.port})
+        settings["model_list"][0]["litellm_params"]["rpm"] = 4  # the deployment's limit
+        settings["router_settings"]["redis_url"] = f"redis://127.0.0.1:{server.port}/0"
+        with GatewayProcess(settings) as gw, server.monitor() as sent:
+            if time.time() % 60 > 45:  # the five calls below must fall in one rpm minute
+                time.sleep(60.5 - time.time() % 60)
+            prompt = unique("admission")
+            first = ask(gw, prompt)
+            assert "x-litellm-cache-key" not in first.headers
+            deadline = time.monotonic() + 10
+            while "SET" not in sent:  # stored after the answer left
+                assert time.monotonic() < deadline, sent
+                time.sleep(0.05)
+            hits = [ask(gw, prompt) for _ in range(2)]
+            assert all("x-litellm-cache-key" in hit.headers for hit in hits)
+            assert [h.parse().model_dump() for h in hits] == [first.parse().model_dump()] * 2
+            assert chat_calls(upstream) == 1
+
+            with client(gw).chat.completions.with_streaming_response.create(
+                model="gpt", messages=[{"role": "user", "content": prompt}], stream=True
+            ) as response:  # a miss (a stream is keyed apart): the fourth call this minute
+                streamed = [chunk.model_dump() for chunk in response.parse()]
+            assert len(streamed) > 1 and chat_calls(upstream) == 2
+            time.sleep(0.3)
+            assert "GET" not in sent, sent  # the entries were read by the admission script
+            assert sent.count("EVALSHA") + sent.count("EVAL") >= 4
+
+            with pytest.raises(openai.RateLimitError):  # hits counted: rpm 4 is used up
+                client(gw).chat.completions.create(
+                    model="gpt", messages=[{"role": "user", "content": prompt}]
+                )
+            assert chat_calls(upstream) == 2
+
+            server.stop()  # Redis away: served (local counters, cache bypassed)
+            away = ask(gw, unique("redis-away-admission"))
+            assert away.http_response.status_code == 200
+            details = httpx.get(f"{gw.url}/health/readiness", timeout=5).json()
+            assert details["cache_details"]["usable"] is False
+            assert details["cache_details"]["bypassed"] >= 1
+    finally:
+        server.stop()

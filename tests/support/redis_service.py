@@ -8,9 +8,15 @@ deletes only keys under it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import socket
+import subprocess
+import threading
+import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -60,3 +66,80 @@ def redis_prefix(redis_url: str) -> Iterator[str]:
     prefix = f"bastion-test:{uuid.uuid4().hex[:12]}:"
     yield prefix
     asyncio.run(delete_prefix(redis_url, prefix))
+
+
+class PrivateRedis:
+    """A redis-server of this test's own (the shared one must not be stopped)."""
+
+    def __init__(self, port: int, workdir: Path) -> None:
+        self.port, self.workdir = port, workdir
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.workdir),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", self.port), 0.2),
+            ):
+                return
+            time.sleep(0.05)
+        raise AssertionError("redis-server did not start")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(10)
+            self.process = None
+
+    @contextlib.contextmanager
+    def monitor(self) -> Iterator[list[str]]:
+        """The commands clients send meanwhile (upper-case names, in order; commands run
+        by scripts are left out), through ``MONITOR`` in a thread."""
+        from redis import Redis
+        from redis.exceptions import ConnectionError as RedisConnectionError
+        from redis.exceptions import TimeoutError as RedisTimeoutError
+
+        seen: list[str] = []
+        stop = threading.Event()
+        ready = threading.Event()
+
+        def watch() -> None:
+            with Redis(port=self.port, socket_timeout=0.2) as client, client.monitor() as feed:
+                ready.set()
+                while not stop.is_set():
+                    try:
+                        command = feed.next_command()
+                    except RedisTimeoutError:
+                        continue
+                    except RedisConnectionError:  # the server was stopped
+                        return
+                    if command["client_type"] != "lua":
+                        seen.append(command["command"].split(" ", 1)[0].upper())
+
+        thread = threading.Thread(target=watch, daemon=True)
+        thread.start()
+        ready.wait(5)
+        try:
+            yield seen
+        finally:
+            time.sleep(0.3)  # the last commands reach the monitor
+            stop.set()
+            thread.join(5)

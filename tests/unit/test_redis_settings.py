@@ -114,3 +114,17 @@ def test_rate_limit_settings_are_not_reported_as_unknown() -> None:
         }
     )
     assert not [w for w in loaded.warnings if "redis" in w or "rate_limit" in w or "parallel" in w]
+
+
+def test_the_same_server_named_as_a_url_or_as_host_and_port() -> None:
+    plain = RedisSettings("router_settings.redis_host", host="127.0.0.1", port=6380, db=2)
+    assert plain.same_server(RedisSettings("REDIS_URL", url="redis://127.0.0.1:6380/2"))
+    assert plain.same_server(RedisSettings("x", url="redis://127.0.0.1:6380?db=2"))
+    assert not plain.same_server(RedisSettings("x", url="redis://127.0.0.1:6380/3"))
+    assert not plain.same_server(RedisSettings("x", url="rediss://127.0.0.1:6380/2"))
+    secret = RedisSettings("a", host="cache", password="p@ss", username="svc")
+    assert secret.same_server(RedisSettings("b", url="redis://svc:p%40ss@cache:6379/0"))
+    assert not secret.same_server(RedisSettings("b", url="redis://svc:other@cache:6379/0"))
+    socket_url = RedisSettings("a", url="unix:///run/redis.sock")
+    assert socket_url.same_server(RedisSettings("b", url="unix:///run/redis.sock"))
+    assert not socket_url.same_server(plain)

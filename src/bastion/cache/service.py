@@ -3,8 +3,12 @@
 For a request :meth:`ResponseCache.plan` says whether the cache applies and under
 which key (None: it does not, and nothing more is done); :meth:`lookup` returns a
 stored answer; :meth:`keep_answer` / :meth:`recording` store a fresh one after it
-has been sent. With ``litellm_settings.cache`` off there is no ResponseCache at
-all, so the request path pays nothing (no key is computed).
+has been sent. With :attr:`ResponseCache.read_at_admission` (a Redis store shared
+with the rate limiter) the request path has the entry read in the limiter's
+admission round trip instead, and hands what came back to :meth:`found`. Either
+way the entry is read after the rate limits admitted the request (a hit counts
+against them, as in LiteLLM). With ``litellm_settings.cache`` off there is no
+ResponseCache at all, so the request path pays nothing (no key is computed).
 """
 
 from __future__ import annotations
@@ -81,6 +85,8 @@ class ResponseCache:
     table: ModelTable
     clock: Callable[[], float] = time.time
     counters: CacheCounters = field(default_factory=CacheCounters)
+    # The store is the rate limiter's Redis: entries can be read in its admission.
+    read_at_admission: bool = False
 
     @property
     def type(self) -> str:
@@ -128,13 +134,17 @@ class ResponseCache:
         return CachePlan(key, controls, group, dialect)
 
     async def lookup(self, plan: CachePlan) -> CachedAnswer | None:
+        """The stored answer, read with a round trip of its own."""
         if not plan.controls.read:
             return None
         if not self.store.usable():
             self.counters.bypassed += 1
             return None
-        raw = await self.store.get(plan.key)
-        answer = CachedAnswer.decode(raw) if raw is not None else None
+        return self.found(plan, await self.store.get(plan.key))
+
+    def found(self, plan: CachePlan, raw: object) -> CachedAnswer | None:
+        """The answer in what the store held under the plan's key (None: a miss)."""
+        answer = CachedAnswer.decode(raw) if isinstance(raw, bytes) else None
         max_age = plan.controls.max_age
         if answer is not None and max_age is not None and self.clock() - answer.created > max_age:
             answer = None
@@ -143,6 +153,10 @@ class ResponseCache:
             return None
         self.counters.hits += 1
         return answer
+
+    def bypassed(self) -> None:
+        """The entry could not be read (the store was away)."""
+        self.counters.bypassed += 1
 
     def keep_answer(
         self, plan: CachePlan, deployment: Deployment, response: ProviderResponse

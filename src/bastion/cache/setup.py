@@ -23,7 +23,8 @@ def build_response_cache(
     environ: Mapping[str, str] | None = None,
 ) -> ResponseCache | None:
     """The cache, or None when ``litellm_settings.cache`` is off. A Redis the rate
-    limiter already talks to is shared (one client, one outage state)."""
+    limiter already talks to is shared (one client, one outage state), and entries
+    are then read in the limiter's admission round trip."""
     problems: list[str] = []
     settings = cache_settings(config, warnings, problems, environ)
     if problems:
@@ -36,10 +37,11 @@ def build_response_cache(
         from bastion.storage.redis_link import RedisLink
 
         shared = limits.link if limits is not None else None
-        if shared is not None and shared.settings == settings.redis:
-            store = RedisStore(shared, owns_link=False)
-        else:
-            store = RedisStore(RedisLink(settings.redis))
+        if shared is not None and shared.settings.same_server(settings.redis):
+            cache = ResponseCache(settings, RedisStore(shared, owns_link=False), table)
+            cache.read_at_admission = True
+            return cache
+        store = RedisStore(RedisLink(settings.redis))
     else:
         store = MemoryStore(settings.max_memory_bytes, settings.max_item_bytes)
     return ResponseCache(settings, store, table)

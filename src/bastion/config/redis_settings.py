@@ -20,7 +20,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
 
 from bastion.config.model import ProxyConfig
 
@@ -39,6 +39,27 @@ class RedisSettings:
     username: str | None = None
     db: int = 0
     ssl: bool = False
+
+    def same_server(self, other: RedisSettings) -> bool:
+        """Whether both reach the same server and database as the same user (whichever
+        setting named them, as a URL or as host and port)."""
+        return self._endpoint() == other._endpoint()
+
+    def _endpoint(self) -> tuple[object, ...]:
+        if not self.url:
+            return (self.ssl, self.host, self.port, self.db, self.username, self.password)
+        parts = urlsplit(self.url)
+        if parts.scheme not in ("redis", "rediss"):
+            return (self.url,)  # a Unix socket: the same URL or not at all
+        db = parts.path.strip("/") or parse_qs(parts.query).get("db", ["0"])[0]
+        return (
+            parts.scheme == "rediss",
+            parts.hostname or "localhost",
+            parts.port or DEFAULT_PORT,
+            int(db) if db.isdigit() else db,
+            unquote(parts.username) if parts.username else None,
+            unquote(parts.password) if parts.password else None,
+        )
 
     @property
     def display(self) -> str:

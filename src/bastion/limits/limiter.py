@@ -13,7 +13,9 @@ off the latency path.
 With Redis, budgets shared across replicas (policy/shared_spend.py) are read in
 the same round trip as the first admission and checked again there: a request
 whose team (key, user…) crossed its budget on another replica is refused with the
-budget error before any upstream is called.
+budget error before any upstream is called. A response cache on the same Redis
+reads its entry in that round trip too (:meth:`LimitTicket.read_cache`): a request
+then costs one round trip before its answer, whatever is configured.
 
 Redis unreachable: counting continues on this process's counters (or, with
 ``general_settings.rate_limit_fail_closed: true``, requests with limits are
@@ -92,7 +94,9 @@ class RateLimiter:
         self.deployment_limits = deployment_limits
         self.clock = clock
         self._to_settle: list[Settlement] = []
-        self._settler: asyncio.Task[None] | None = None
+        self._settle_scheduled = False
+        self._settling = 0  # script calls sent and not answered yet
+        self._settled_event: asyncio.Event | None = None
         self.settle_failures = 0
         # Budgets shared on Redis (set by the composition root): read at admission.
         self.shared_spend: SharedSpend | None = None
@@ -208,34 +212,54 @@ class RateLimiter:
     def settle(self, held: _Held, token_delta: int, request_id: str) -> None:
         """Settle at once (memory) or queue for Redis; never raises.
 
-        One task sends the queue: while one batch is on its way to Redis the next
-        settlements wait and go together in the following call, so under load many
-        requests share a round trip.
+        The settlements of one turn of the event loop leave together, as one script
+        call written with the other Redis writes of that turn (storage/resp_client.py).
         """
         if isinstance(held.backend, MemoryBackend):
             held.backend.settle_now(held.counters, held.window, token_delta)
             return
         self._to_settle.append((held.counters, held.window, token_delta, request_id))
-        if self._settler is None or self._settler.done():
-            self._settler = asyncio.get_running_loop().create_task(self._send_settlements())
+        if not self._settle_scheduled:
+            self._settle_scheduled = True
+            asyncio.get_running_loop().call_soon(self._send_settlements)
 
-    async def _send_settlements(self) -> None:
-        while self._to_settle and self.shared is not None:
-            batch, self._to_settle = self._to_settle, []
-            try:
-                await self.shared.settle_many(batch)
-            except _redis_failures() as exc:
+    def _send_settlements(self) -> None:
+        self._settle_scheduled = False
+        batch, self._to_settle = self._to_settle, []
+        if not batch or self.shared is None:
+            return
+        count = len(batch)
+
+        def settled(reply: asyncio.Future[Any]) -> None:
+            self._settling -= 1
+            if self._settling == 0 and self._settled_event is not None:
+                self._settled_event.set()
+            if reply.cancelled():
+                return
+            exc = reply.exception()
+            if exc is None:
+                return
+            if isinstance(exc, _redis_failures()):
                 # Lost: tokens stay reserved until the window ends, slots lapse with their lease.
                 if self.link is not None:
                     self.link.failed(exc)
-                self.settle_failures += len(batch)
-            except Exception:
-                logger.exception("could not settle rate-limit counters of %d requests", len(batch))
+                self.settle_failures += count
+            else:
+                logger.error("could not settle rate-limit counters of %d requests: %s", count, exc)
+
+        self._settling += self.shared.queue_settlements(batch, settled)
 
     async def drain(self) -> None:
-        """Wait until queued settlements are sent (shutdown, tests)."""
-        while self._settler is not None and not self._settler.done():
-            await asyncio.gather(self._settler, return_exceptions=True)
+        """Wait until queued settlements are sent and answered (shutdown, tests)."""
+        while self._to_settle or self._settle_scheduled or self._settling:
+            if self._to_settle and not self._settle_scheduled:
+                self._send_settlements()
+            if not self._settling:
+                await asyncio.sleep(0)
+                continue
+            self._settled_event = asyncio.Event()
+            await self._settled_event.wait()
+            self._settled_event = None
 
 
 class LimitTicket:
@@ -260,10 +284,25 @@ class LimitTicket:
         self._finished = False
         self._budget_keys: list[str] = []  # shared budget totals read at the first admission
         self._charges: list[Charge] = []
+        self._cache_key: str | None = None  # a response-cache entry read at the first admission
+        self.cache_read = False  # whether the admission read it (False: Redis was away)
+        self.cache_value: object = None  # what it read (None: no entry)
 
     def budget_check(self, keys: list[str], charges: list[Charge]) -> None:
         """Read these shared budget totals at the first admission and check the budgets."""
         self._budget_keys, self._charges = keys, charges
+
+    @property
+    def reads_shared(self) -> bool:
+        """Whether the admission will go to Redis (so it can read other keys for free)."""
+        link = self._limiter.link
+        return self._limiter.shared is not None and link is not None and link.up
+
+    def read_cache(self, key: str) -> None:
+        """Read this response-cache entry in the first admission's round trip: after
+        :meth:`admit`, :attr:`cache_read` says whether it was read, :attr:`cache_value`
+        holds it."""
+        self._cache_key = key
 
     async def admit(self, deployment: Deployment) -> None:
         """Count the request against the caller's limits (first time) and the
@@ -271,7 +310,9 @@ class LimitTicket:
         limiter = self._limiter
         own = deployment_counters(deployment) if limiter.deployment_limits else []
         counters = [*self._pending, *own] if self._pending else own
-        reads = self._budget_keys
+        budget_keys = self._budget_keys
+        cache_key = self._cache_key
+        reads = [*budget_keys, cache_key] if cache_key is not None else budget_keys
         if not counters and not reads:
             return
         tokens = 0
@@ -303,10 +344,15 @@ class LimitTicket:
             self._pending = []
         if own:
             self._held.append(_Held(backend, own, decision.window, tokens, deployment))
-        if reads:
+        if cache_key is not None:
+            self._cache_key = None
+            if len(decision.read) == len(reads):  # not read: Redis was away
+                self.cache_read = True
+                self.cache_value = decision.read[-1]
+        if budget_keys:
             self._budget_keys = []
             if decision.read:  # refused here: the counters held are settled by finish()
-                limiter.budget_read(reads, decision.read, self._charges)
+                limiter.budget_read(budget_keys, decision.read[: len(budget_keys)], self._charges)
 
     def record_usage(self, usage: Usage) -> None:
         self._used = usage.total_tokens

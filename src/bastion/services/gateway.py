@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from bastion.cache.entry import CachedAnswer
 from bastion.core.deployment import Deployment, Operation
 from bastion.core.dialect import Dialect
 from bastion.core.errors import InvalidRequestError, UpstreamError, UpstreamStatusError
@@ -33,6 +34,12 @@ class CallOutcome:
     upstream_seconds: float
     response: ProviderResponse | None = None
     stream: ProviderStream | None = None
+    # A response-cache hit read in the admission's round trip: no provider was called.
+    cached: CachedAnswer | None = None
+
+
+# ``admit`` hook: awaited with each deployment before it is called; raises to refuse.
+Admit = Callable[[Deployment], Awaitable[CachedAnswer | None]]
 
 
 class GatewayService:
@@ -56,10 +63,12 @@ class GatewayService:
         raw: bytes | None = None,
         client_headers: dict[str, str] | None = None,
         files: list[FilePart] | None = None,
-        admit: Callable[[Deployment], Awaitable[None]] | None = None,
+        admit: Admit | None = None,
     ) -> CallOutcome:
         """``admit`` is awaited with each deployment before it is called (rate limits:
-        bastion.limits); it raises to refuse the request or that deployment."""
+        bastion.limits); it raises to refuse the request or that deployment, and may
+        return a cached answer (read in the same round trip), given in the provider's
+        place."""
         model = body["model"]
         call = ProviderCall(
             operation,
@@ -81,7 +90,9 @@ class GatewayService:
         upstream_time = 0.0
         feedback = self.router.feedback if self.router.feedback.enabled else None
 
-        async def attempt(deployment: Deployment) -> ProviderResponse | ProviderStream:
+        async def attempt(
+            deployment: Deployment,
+        ) -> ProviderResponse | ProviderStream | CachedAnswer:
             nonlocal upstream_time
             if failing_group and deployment in failing_group:
                 raise UpstreamStatusError(
@@ -107,7 +118,9 @@ class GatewayService:
                     error_type="authentication_error",
                 )
             if admit is not None:
-                await admit(deployment)
+                cached = await admit(deployment)
+                if cached is not None:
+                    return cached
             started = time.perf_counter()
             try:
                 if feedback is not None:
@@ -136,6 +149,8 @@ class GatewayService:
         )
         if isinstance(routed.value, ProviderResponse):
             outcome.response = routed.value
+        elif isinstance(routed.value, CachedAnswer):
+            outcome.cached = routed.value
         else:
             outcome.stream = routed.value
         return outcome

@@ -36,7 +36,9 @@ async def send_cached(
     table: ModelTable,
     policy: TenantPolicy | None,
     context: CallContext | None,
+    extra: Headers | tuple[()] = (),
 ) -> None:
+    """``extra``: more headers (the rate limits' ``x-ratelimit-*``)."""
     deployment = _deployment(table, model, answer.model_id)
     if context is not None and policy is not None and deployment is not None:
         context.cache_hit = True
@@ -61,6 +63,7 @@ async def send_cached(
     ]
     if answer.model_id:
         headers.append((b"x-litellm-model-id", answer.model_id.encode("utf-8", "replace")))
+    headers.extend(extra)
     if not answer.is_stream:
         await send_response(send, 200, answer.body, headers, answer.content_type)
         return

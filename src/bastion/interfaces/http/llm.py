@@ -9,10 +9,12 @@ import uuid
 from typing import Any
 
 from bastion import __version__
+from bastion.cache.entry import CachedAnswer
 from bastion.cache.service import CachePlan, ResponseCache
-from bastion.core.deployment import Operation
+from bastion.core.deployment import Deployment, Operation
 from bastion.core.dialect import Dialect
 from bastion.core.errors import BastionError, UpstreamError
+from bastion.core.usage import Usage
 from bastion.dialects.anthropic_validate import validate_messages_request
 from bastion.dialects.multipart import FilePart, parse_multipart
 from bastion.dialects.openai_validate import validate_request, validate_transcription
@@ -31,7 +33,7 @@ from bastion.interfaces.http.cached import send_cached
 from bastion.interfaces.http.errors import error_body, stream_error_event
 from bastion.limits.limiter import LimitTicket, RateLimiter
 from bastion.policy.auth import Authenticator, Principal, extract_key
-from bastion.services.gateway import CallOutcome, GatewayService
+from bastion.services.gateway import Admit, CallOutcome, GatewayService
 from bastion.services.metering import CallContext
 from bastion.services.tenant_policy import TenantPolicy
 
@@ -121,28 +123,13 @@ class LLMEndpoints:
                     stream=stream,
                     request_id=call_id,
                 )
-            if self.cache is not None:
-                plan = self.cache.plan(operation, dialect, body, stream, usage_added=strip_usage)
-                if plan is not None:
-                    if context is not None:
-                        context.cache_key = plan.key
-                    hit = await self.cache.lookup(plan)
-                    if hit is not None:
-                        await send_cached(
-                            send,
-                            hit,
-                            plan,
-                            call_id=call_id,
-                            model=body["model"],
-                            started=started,
-                            table=self.cache.table,
-                            policy=self.policy,
-                            context=context,
-                        )
-                        return
             ticket = self._ticket(principal, body, len(raw), operation, call_id, context)
             if ticket is not None:
                 tickets.append(ticket)
+            if self.cache is not None:
+                plan = self.cache.plan(operation, dialect, body, stream, usage_added=strip_usage)
+                if plan is not None and context is not None:
+                    context.cache_key = plan.key
             outcome = await self.service.call(
                 operation,
                 body,
@@ -151,7 +138,7 @@ class LLMEndpoints:
                 raw=raw,
                 client_headers=client_headers,
                 files=files,
-                admit=ticket.admit if ticket is not None else None,
+                admit=self._admission(ticket, plan),
             )
             if ticket is not None:
                 ticket.served_by(outcome.deployment)
@@ -163,6 +150,20 @@ class LLMEndpoints:
         except Exception:
             logger.exception("unexpected error handling %s", scope.get("path"))
             await send_error(send, _internal_error(), call_id, dialect)
+            return
+        if outcome.cached is not None and plan is not None and self.cache is not None:
+            await send_cached(
+                send,
+                outcome.cached,
+                plan,
+                call_id=call_id,
+                model=body["model"],
+                started=started,
+                table=self.cache.table,
+                policy=self.policy,
+                context=context,
+                extra=tickets[0].headers() if tickets else (),
+            )
             return
         headers = _outcome_headers(outcome, body["model"], call_id, started)
         if tickets:
@@ -180,6 +181,35 @@ class LLMEndpoints:
             if plan is not None and self.cache is not None and outcome.stream is not None:
                 outcome.stream = self.cache.recording(plan, outcome.deployment, outcome.stream)
             await relay_stream(receive, send, outcome, headers, dialect)
+
+    def _admission(self, ticket: LimitTicket | None, plan: CachePlan | None) -> Admit | None:
+        """What is done with the deployment the router picked, before it is called: the
+        rate limits are checked and counted (LimitTicket.admit), then the response cache
+        is read, as LiteLLM does (a hit counts against the caller's limits). With the
+        cache on the limiter's Redis the entry comes back in the admission's round trip;
+        otherwise it is read on its own, once."""
+        cache = self.cache
+        if cache is None or plan is None or not plan.controls.read:
+            return ticket.admit if ticket is not None else None
+        unread = [True]
+
+        async def admit(deployment: Deployment) -> CachedAnswer | None:
+            if ticket is not None:
+                if unread and cache.read_at_admission and ticket.reads_shared:
+                    ticket.read_cache(plan.key)
+                await ticket.admit(deployment)
+            if not unread:
+                return None
+            unread.clear()
+            if ticket is not None and ticket.cache_read:
+                answer = cache.found(plan, ticket.cache_value)
+            else:
+                answer = await cache.lookup(plan)
+            if answer is not None and ticket is not None:
+                ticket.record_usage(Usage())  # a hit spends no tokens
+            return answer
+
+        return admit
 
     def _ticket(
         self,
