@@ -19,6 +19,7 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
+from bastion.core.unanswered import Unanswered
 from bastion.storage.redis_link import UNREACHABLE, RedisLink
 
 logger = logging.getLogger("bastion.cache")
@@ -34,8 +35,7 @@ class RedisStore:
         self.owns_link = owns_link  # False when the rate limiter's link is shared
         self.errors = 0
         self.dropped_writes = 0
-        self._pending = 0  # writes sent and not answered yet
-        self._written: asyncio.Event | None = None
+        self._writes = Unanswered()
         self._said_down = False
 
     async def start(self) -> None:
@@ -43,10 +43,8 @@ class RedisStore:
             await self.link.start()
 
     async def stop(self) -> None:
-        if self._pending:
-            self._written = asyncio.Event()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._written.wait(), 2)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._writes.wait(), 2)
         if self.owns_link:
             await self.link.stop()
 
@@ -75,10 +73,10 @@ class RedisStore:
         return value if isinstance(value, bytes) else None
 
     def put(self, key: str, value: bytes, ttl: float) -> bool:
-        if self._pending >= MAX_PENDING_WRITES:
+        if self._writes.count >= MAX_PENDING_WRITES:
             self.dropped_writes += 1
             return False
-        self._pending += 1
+        self._writes.sent()
         self.link.resp.queue("SET", key, value, "PX", max(1, int(ttl * 1000)), then=self._stored)
         return True
 
@@ -90,9 +88,7 @@ class RedisStore:
         }
 
     def _stored(self, reply: asyncio.Future[Any]) -> None:
-        self._pending -= 1
-        if self._pending == 0 and self._written is not None:
-            self._written.set()
+        self._writes.answered()
         if reply.cancelled():
             return
         exc = reply.exception()

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from bastion.core.deployment import Deployment, Operation
 from bastion.core.errors import BastionError, RateLimitError, UpstreamStatusError
+from bastion.core.unanswered import Unanswered
 from bastion.core.usage import Usage
 from bastion.limits.backend import CounterBackend, Decision
 from bastion.limits.counters import Counter, Kind, seconds_to_next_window
@@ -95,8 +96,7 @@ class RateLimiter:
         self.clock = clock
         self._to_settle: list[Settlement] = []
         self._settle_scheduled = False
-        self._settling = 0  # script calls sent and not answered yet
-        self._settled_event: asyncio.Event | None = None
+        self._settling = Unanswered()
         self.settle_failures = 0
         # Budgets shared on Redis (set by the composition root): read at admission.
         self.shared_spend: SharedSpend | None = None
@@ -231,9 +231,7 @@ class RateLimiter:
         count = len(batch)
 
         def settled(reply: asyncio.Future[Any]) -> None:
-            self._settling -= 1
-            if self._settling == 0 and self._settled_event is not None:
-                self._settled_event.set()
+            self._settling.answered()
             if reply.cancelled():
                 return
             exc = reply.exception()
@@ -247,19 +245,15 @@ class RateLimiter:
             else:
                 logger.error("could not settle rate-limit counters of %d requests: %s", count, exc)
 
-        self._settling += self.shared.queue_settlements(batch, settled)
+        self._settling.sent(self.shared.queue_settlements(batch, settled))
 
     async def drain(self) -> None:
         """Wait until queued settlements are sent and answered (shutdown, tests)."""
-        while self._to_settle or self._settle_scheduled or self._settling:
-            if self._to_settle and not self._settle_scheduled:
+        while self._to_settle or self._settle_scheduled or self._settling.count:
+            if self._to_settle:
                 self._send_settlements()
-            if not self._settling:
-                await asyncio.sleep(0)
-                continue
-            self._settled_event = asyncio.Event()
-            await self._settled_event.wait()
-            self._settled_event = None
+            await self._settling.wait()
+            await asyncio.sleep(0)  # a scheduled send runs
 
 
 class LimitTicket:

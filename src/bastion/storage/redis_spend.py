@@ -22,6 +22,7 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
+from bastion.core.unanswered import Unanswered
 from bastion.policy.shared_spend import Addition, SharedSpend
 from bastion.storage.redis_link import UNREACHABLE, RedisLink
 from bastion.storage.resp_client import LuaScript
@@ -54,8 +55,7 @@ class RedisSpendSender:
         self._add = LuaScript.of(ADD_LUA)
         self._queue: list[Addition] = []
         self._scheduled = False
-        self._in_flight = 0  # script calls sent and not answered yet
-        self._answered: asyncio.Event | None = None
+        self._unanswered = Unanswered()
         self.lost = 0  # additions that could not be sent (Redis away)
 
     def send(self, additions: Sequence[Addition]) -> None:
@@ -75,7 +75,7 @@ class RedisSpendSender:
         resp = self.link.resp
         forgotten = self.shared.take_forgotten()
         if forgotten:
-            self._in_flight += 1
+            self._unanswered.sent()
             resp.queue("DEL", *forgotten, then=lambda reply: self._done(reply, 0))
         while self._queue:
             batch, self._queue = self._queue[:ADD_BATCH], self._queue[ADD_BATCH:]
@@ -83,16 +83,14 @@ class RedisSpendSender:
             args: list[Any] = []
             for _, amount, floor, expires_at in batch:
                 args += [str(amount), str(floor), expires_at]
-            self._in_flight += 1
+            self._unanswered.sent()
             resp.queue_script(self._add, keys, args, functools.partial(self._added, keys))
 
     def _added(self, keys: list[str], reply: asyncio.Future[Any]) -> None:
         self._done(reply, len(keys), keys)
 
     def _done(self, reply: asyncio.Future[Any], count: int, keys: list[str] | None = None) -> None:
-        self._in_flight -= 1
-        if self._in_flight == 0 and self._answered is not None:
-            self._answered.set()
+        self._unanswered.answered()
         if reply.cancelled():
             return
         exc = reply.exception()
@@ -109,12 +107,13 @@ class RedisSpendSender:
 
     async def drain(self) -> None:
         """Wait until queued additions are sent and answered (shutdown, tests)."""
-        while self._queue or self._scheduled or self._in_flight or self.shared.has_forgotten():
-            if not self._scheduled and (self._queue or self.shared.has_forgotten()):
+        while (
+            self._queue
+            or self._scheduled
+            or self._unanswered.count
+            or (self.shared.has_forgotten())
+        ):
+            if self._queue or self.shared.has_forgotten():
                 self._flush()
-            if not self._in_flight:
-                await asyncio.sleep(0)
-                continue
-            self._answered = asyncio.Event()
-            await self._answered.wait()
-            self._answered = None
+            await self._unanswered.wait()
+            await asyncio.sleep(0)  # a scheduled flush runs

@@ -117,21 +117,8 @@ class _Protocol(asyncio.Protocol):
         behind: Sequence[tuple[bytes, asyncio.Future[Any]]] = (),
     ) -> asyncio.Future[Any]:
         """Write one command, and the packed commands ``behind`` it, in one write."""
-        if self._transport is None:
-            raise ConnectionError("not connected to Redis")
-        loop = asyncio.get_running_loop()
-        now = loop.time()
-        waiting: asyncio.Future[Any] = loop.create_future()
-        self._pending.append(waiting)
-        self._sent_at.append(now)
-        packed = hiredis.pack_command(args)
-        if behind:
-            for _, queued in behind:
-                self._pending.append(queued)
-                self._sent_at.append(now)
-            packed = b"".join([packed, *(command for command, _ in behind)])
-        self._transport.write(packed)
-        self._watch(loop)
+        waiting: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self.send_many([(hiredis.pack_command(args), waiting), *behind])
         return waiting
 
     def send_many(self, batch: Sequence[tuple[bytes, asyncio.Future[Any]]]) -> None:
@@ -143,7 +130,10 @@ class _Protocol(asyncio.Protocol):
         for _, waiting in batch:
             self._pending.append(waiting)
             self._sent_at.append(now)
-        self._transport.write(b"".join(packed for packed, _ in batch))
+        if len(batch) == 1:
+            self._transport.write(batch[0][0])
+        else:
+            self._transport.write(b"".join(packed for packed, _ in batch))
         self._watch(loop)
 
     def close(self, reason: BaseException | None = None) -> None:
