@@ -126,12 +126,12 @@ class Runtime:
         await self.tenancy.stop()
         if self.cache is not None:
             await self.cache.stop()
+        if self.alerts is not None:  # before the limiter closes the Redis link it claims on
+            await self.alerts.stop()
         if self.shared is not None:
             await self.shared.stop()
         if self.limits is not None:
             await self.limits.stop()
-        if self.alerts is not None:
-            await self.alerts.stop()
         await self.http.close()
 
 
@@ -202,7 +202,7 @@ def build_runtime(loaded: LoadedConfig) -> Runtime:
     for unpriced in prices.unpriced(deployments):
         loaded.warnings.append(f"no price for {unpriced}: its calls are charged $0")
     end_user_budget = (config.litellm_settings.model_extra or {}).get("max_end_user_budget")
-    alerts = alerter(general_extra, loaded.warnings)
+    alerts = alerter(general_extra, loaded.warnings, limits)  # with Redis: one sender per alert
     budgets = BudgetGuard(
         tenancy.ledger,
         status=int(general_extra.get("budget_exceeded_status_code") or 422),

@@ -14,9 +14,12 @@ several); ``webhook`` posts LiteLLM's budget webhook event (``spend``,
 ``event_message``…) to ``WEBHOOK_URL``.
 
 The request path only calls :meth:`Alerter.budget` (policy/budgets.py has already
-deduplicated the event: one per entity, limit and budget window), which logs the
-alert and puts it on a bounded queue; a background task does the HTTP. A full
-queue or a failing endpoint drops the alert with a log line; nothing waits on it.
+deduplicated the event: one per entity, limit and budget window in this process),
+which logs the alert and puts it on a bounded queue; a background task does the
+HTTP. A full queue or a failing endpoint drops the alert with a log line; nothing
+waits on it. With Redis, the background task first claims the alert so that one
+worker or replica sends it (services/alert_claims.py, which reads
+``alerting_args.budget_alert_ttl``).
 """
 
 from __future__ import annotations
@@ -24,14 +27,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from bastion.policy.budgets import BudgetEvent
+from bastion.services.alert_claims import AlertClaims
 
 if TYPE_CHECKING:
     import aiohttp
@@ -62,6 +68,7 @@ class AlertSettings:
     slack_urls: tuple[str, ...] = ()
     webhook_urls: tuple[str, ...] = ()
     alert_types: frozenset[str] | None = None  # None: every type
+    budget_alert_ttl: float | None = None  # seconds; None: the budget window decides
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -101,7 +108,25 @@ class AlertSettings:
                     "general_settings.alerting has 'webhook' but WEBHOOK_URL is not set; "
                     "budget alerts are only logged"
                 )
-        return cls(slack, webhook, alert_types, warnings)
+        ttl = _budget_alert_ttl(general.get("alerting_args"), warnings)
+        return cls(slack, webhook, alert_types, ttl, warnings)
+
+
+def _budget_alert_ttl(args: Any, warnings: list[str]) -> float | None:
+    value = args.get("budget_alert_ttl") if isinstance(args, dict) else None
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = 0.0
+    if not (math.isfinite(seconds) and seconds > 0):
+        warnings.append(
+            f"general_settings.alerting_args.budget_alert_ttl: {value!r} is not a positive "
+            "number of seconds; ignored"
+        )
+        return None
+    return seconds
 
 
 def _urls(value: Any) -> tuple[str, ...]:
@@ -149,13 +174,16 @@ def message(event: BudgetEvent) -> str:
 class Alerter:
     """Logs budget events and delivers them to the configured channels in the background."""
 
-    def __init__(self, settings: AlertSettings) -> None:
+    def __init__(self, settings: AlertSettings, claims: AlertClaims | None = None) -> None:
         self.settings = settings
-        self._queue: asyncio.Queue[BudgetEvent] | None = None
+        # With Redis: one process of all those sharing it sends each alert.
+        self.claims = claims
+        self._queue: asyncio.Queue[tuple[BudgetEvent, datetime]] | None = None
         self._task: asyncio.Task[None] | None = None
         self._session: aiohttp.ClientSession | None = None
         self.sent = 0
         self.failed = 0
+        self.claimed_elsewhere = 0
 
     @property
     def delivers(self) -> bool:
@@ -173,7 +201,7 @@ class Alerter:
             self._start_in_loop()
         assert self._queue is not None
         try:
-            self._queue.put_nowait(event)
+            self._queue.put_nowait((event, datetime.now(UTC)))
         except asyncio.QueueFull:
             logger.error("budget alert dropped (the alert queue is full): %s", message(event))
 
@@ -201,9 +229,15 @@ class Alerter:
     async def _run(self) -> None:
         assert self._queue is not None
         while True:
-            event = await self._queue.get()
+            event, noticed_at = await self._queue.get()
             try:
-                await self._deliver(event)
+                if self.claims is None or await self.claims.claim(event, noticed_at):
+                    await self._deliver(event)
+                else:
+                    self.claimed_elsewhere += 1
+                    logger.info(
+                        "budget alert left to the process that claimed it: %s", message(event)
+                    )
             finally:
                 self._queue.task_done()
 

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bastion.config.model import ProxyConfig
 from bastion.policy.budget_windows import WindowBudgets
 from bastion.policy.durations import parse_duration
+from bastion.services.alert_claims import AlertClaims
 from bastion.services.alerts import Alerter, AlertSettings
+
+if TYPE_CHECKING:
+    from bastion.limits.limiter import RateLimiter
 
 
 def window_budgets(config: ProxyConfig, warnings: list[str]) -> WindowBudgets:
@@ -27,8 +31,11 @@ def window_budgets(config: ProxyConfig, warnings: list[str]) -> WindowBudgets:
     return WindowBudgets(max_budget=max_budget, period=period)
 
 
-def alerter(general_extra: Mapping[str, Any], warnings: list[str]) -> Alerter:
-    """``general_settings.alerting`` and friends (see services/alerts.py)."""
+def alerter(
+    general_extra: Mapping[str, Any], warnings: list[str], limits: RateLimiter | None = None
+) -> Alerter:
+    """``general_settings.alerting`` and friends (see services/alerts.py); with the rate
+    limiter on Redis, alerts are claimed there first (services/alert_claims.py)."""
     settings = AlertSettings.from_config(general_extra)
     warnings.extend(settings.warnings)
-    return Alerter(settings)
+    return Alerter(settings, AlertClaims.through(limits, settings.budget_alert_ttl))
