@@ -15,6 +15,8 @@ import json
 import os
 import platform
 import re
+import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -31,6 +33,7 @@ from processes import (
     free_port,
     http_get,
     http_post,
+    process_tree,
     spawn,
     wait_ready,
     worker_memory,
@@ -73,6 +76,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="call the gateway with a virtual key of a user in a team with budgets "
         "(spend tracked) instead of the master key",
+    )
+    parser.add_argument(
+        "--vary-body",
+        action="store_true",
+        help="every request asks something new (a response cache, if on, always misses)",
     )
     parser.add_argument(
         "--direct-only", action="store_true", help="only the mock, no gateway (checks the rig)"
@@ -145,6 +153,47 @@ def running_mock(
         mock.stop()
 
 
+REDIS_ENV = "BENCH_REDIS_URL"
+
+
+@contextmanager
+def running_redis(config: Path, out_dir: Path, pin: PinPlan) -> Iterator[Service | None]:
+    """A private redis-server when the config names ``os.environ/BENCH_REDIS_URL``.
+
+    It stands for a Redis on another machine, so it runs on the load generator's CPUs
+    (beside the mock), never on the gateway's: on this 2-vCPU box a Redis sharing the
+    gateway's core takes its CPU in the middle of every request (and the system Redis,
+    left to the scheduler, lands there about half the time).
+    """
+    if REDIS_ENV not in config.read_text():
+        yield None
+        return
+    binary = shutil.which("redis-server")
+    if binary is None:
+        sys.exit("this config uses BENCH_REDIS_URL: install redis-server (apt-get install redis)")
+    port = free_port()
+    cmd = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    redis = spawn("redis", cmd, port, out_dir / "redis.log", cpus=pin.multi.mock)
+    try:
+        deadline = time.monotonic() + 10
+        while not _redis_answers(port):
+            if time.monotonic() > deadline or not redis.alive():
+                raise RuntimeError(f"redis-server did not start:\n{redis.log_tail()}")
+            time.sleep(0.05)
+        yield redis
+    finally:
+        redis.stop()
+
+
+def _redis_answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
 def mock_requests(mock: Service) -> int | None:
     answer = http_get(mock.port, "/stats", timeout=2)
     return json.loads(answer[1])["requests"] if answer and answer[0] == 200 else None
@@ -152,9 +201,16 @@ def mock_requests(mock: Service) -> int | None:
 
 class Bench:
     def __init__(
-        self, args: argparse.Namespace, wrk: str, pin: PinPlan, mock: Service, out_dir: Path
+        self,
+        args: argparse.Namespace,
+        wrk: str,
+        pin: PinPlan,
+        mock: Service,
+        out_dir: Path,
+        redis: Service | None = None,
     ) -> None:
         self.args, self.wrk, self.pin, self.mock, self.out_dir = args, wrk, pin, mock, out_dir
+        self.redis = redis
         self.scenarios = build_scenarios(args)
         self.gateway_key = MASTER_KEY
 
@@ -163,21 +219,35 @@ class Bench:
         layout = self.pin.layout(scenario.connections)
         for pid, cpus in zip(pids, (layout.mock, layout.gateway), strict=False):
             pinning.pin_tree(pid, cpus)
+        if self.redis is not None:  # Redis stands for another machine: beside the mock
+            pinning.pin_tree(self.redis.pid, layout.mock)
         url = f"http://127.0.0.1:{port}"
         common: dict[str, Any] = {
             "connections": scenario.connections,
             "key": self.gateway_key if port != self.mock.port else MASTER_KEY,
             "stream": scenario.stream,
             "cpus": layout.wrk,
+            "vary_body": self.args.vary_body,
         }
         if self.args.warmup > 0:
             run_wrk(self.wrk, url, duration_s=self.args.warmup, **common)
         background = [b for pid in pids[1:] for b in pinning.background_pids(pid)]
-        before = _cpu_seconds(background)
+        serving = [p for pid in pids[1:] for p in process_tree(pid) if p not in background]
+        before, serving_before = _cpu_seconds(background), _cpu_seconds(serving)
         (result, _raw), noise = measure_foreign(
             pids, lambda: run_wrk(self.wrk, url, duration_s=self.args.duration, **common)
         )
         result.foreign_cpu_pct = noise
+        if serving:
+            used = _cpu_seconds(serving) - serving_before
+            result.gateway_cpu_pct = 100 * used / result.duration_s
+            if result.requests:
+                result.gateway_cpu_us_per_request = 1e6 * used / result.requests
+            print(
+                f"   {scenario.name:<16} gateway used {result.gateway_cpu_pct:.0f}% of a CPU, "
+                f"{result.gateway_cpu_us_per_request or 0:.0f} µs per request",
+                flush=True,
+            )
         if background:
             used = _cpu_seconds(background) - before
             print(
@@ -195,6 +265,8 @@ class Bench:
     def gateway_env(self, target: Target) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
         env["BENCH_MOCK_BASE"] = f"http://127.0.0.1:{self.mock.port}/v1"
+        if self.redis is not None:
+            env[REDIS_ENV] = f"redis://127.0.0.1:{self.redis.port}/0"
         return {**env, **target.env}
 
     def run_target(self, target: Target) -> TargetRun:
@@ -334,6 +406,7 @@ def metadata(args: argparse.Namespace, wrk: str, pin: PinPlan) -> dict[str, Any]
         "spend_writer": args.pin_background,
         "mock_delay_ms": args.mock_delay_ms,
         "mock_jitter_ms": args.mock_jitter_ms,
+        "vary_body": args.vary_body,
         "config": str(args.config),
     }
 
@@ -371,9 +444,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"waiting up to {args.wait_idle:g} s for an idle machine ...", flush=True)
         busy = wait_for_idle(args.wait_idle, NOISE_WARN_PCT)
         print(f"other processes use {busy:.0f}% of a core; starting", flush=True)
-    with running_mock(out_dir, pin, args.mock_delay_ms, args.mock_jitter_ms) as mock:
+    with (
+        running_mock(out_dir, pin, args.mock_delay_ms, args.mock_jitter_ms) as mock,
+        running_redis(args.config, out_dir, pin) as redis,
+    ):
         print(f"fast mock on port {mock.port} (pid {mock.pid})", flush=True)
-        bench = Bench(args, wrk, pin, mock, out_dir)
+        if redis is not None:
+            print(f"private redis-server on port {redis.port} (pid {redis.pid})", flush=True)
+        bench = Bench(args, wrk, pin, mock, out_dir, redis)
         measured = [bench.run_target(t) for t in targets] if targets else [bench.direct_only()]
     runs = measured + runs
 

@@ -44,6 +44,9 @@ class WrkResult:
     errors: WrkErrors = field(default_factory=WrkErrors)
     source: str = "text"  # "lua" when read from chat.lua's done() line
     foreign_cpu_pct: float | None = None  # CPU used by other processes meanwhile (noise)
+    # The gateway's serving process(es), without its spend writer: CPU per answered request.
+    gateway_cpu_pct: float | None = None
+    gateway_cpu_us_per_request: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -102,9 +105,15 @@ def run_wrk(
     key: str,
     stream: bool,
     cpus: str | None = None,
+    vary_body: bool = False,
 ) -> tuple[WrkResult, str]:
     """Run one wrk measurement; return the parsed result and wrk's raw output."""
-    env = {**os.environ, "BENCH_KEY": key, "BENCH_STREAM": "1" if stream else "0"}
+    env = {
+        **os.environ,
+        "BENCH_KEY": key,
+        "BENCH_STREAM": "1" if stream else "0",
+        "BENCH_VARY": "1" if vary_body else "0",
+    }
     cmd = wrk_command(wrk, url, connections, duration_s, cpus)
     proc = subprocess.run(
         cmd, env=env, capture_output=True, text=True, timeout=duration_s + 60, check=False
