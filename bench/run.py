@@ -232,7 +232,11 @@ class Bench:
         if self.args.warmup > 0:
             run_wrk(self.wrk, url, duration_s=self.args.warmup, **common)
         background = [b for pid in pids[1:] for b in pinning.background_pids(pid)]
-        serving = [p for pid in pids[1:] for p in process_tree(pid) if p not in background]
+        serving = (  # the gateway's serving processes, when it is the one measured
+            [p for pid in pids[1:] for p in process_tree(pid) if p not in background]
+            if port != self.mock.port
+            else []
+        )
         before, serving_before = _cpu_seconds(background), _cpu_seconds(serving)
         (result, _raw), noise = measure_foreign(
             pids, lambda: run_wrk(self.wrk, url, duration_s=self.args.duration, **common)
