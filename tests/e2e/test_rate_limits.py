@@ -339,3 +339,50 @@ def test_redis_stopped_and_restarted_under_load(
             assert log.count("is unreachable") == 1, log
     finally:
         server.stop()
+
+
+async def _fresh_connections(url: str, count: int) -> list[int]:
+    """``count`` concurrent calls, each on a new connection (so the kernel hands them
+    to whichever worker accepts first); their status codes."""
+    limits = httpx.Limits(max_keepalive_connections=0)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as client:
+        calls = [
+            client.post(
+                "/v1/chat/completions",
+                json={"model": "gpt", "messages": MESSAGES},
+                headers={"Authorization": f"Bearer {MASTER}"},
+            )
+            for _ in range(count)
+        ]
+        return [r.status_code for r in await asyncio.gather(*calls)]
+
+
+def test_workers_of_one_gateway_share_the_limits_on_redis(
+    upstream: CountingUpstream, redis_prefix: str, tmp_path: Path
+) -> None:
+    """``bastion serve --workers 2`` with Redis: a limit holds exactly across the workers.
+    The same gateway on local counters lets each worker count its own share, which shows
+    the calls did reach both workers."""
+    shared = gateway_config(
+        upstream, database=tmp_path / "w.db", prefix=redis_prefix, deployment_rpm=20
+    )
+    local = gateway_config(
+        upstream,
+        database=tmp_path / "w-local.db",
+        prefix=redis_prefix,
+        redis_port=free_port(),  # nobody listens: each worker counts alone
+        deployment_rpm=20,
+    )
+    for config, exact in ((shared, True), (local, False)):
+        with GatewayProcess(config, args=["--workers", "2"]) as gw:
+            deadline = time.monotonic() + 20
+            while gw.log().count("Application startup complete") < 2:
+                assert time.monotonic() < deadline, gw.log()
+                time.sleep(0.1)
+            avoid_minute_edge()
+            statuses = asyncio.run(_fresh_connections(gw.url, 60))
+            assert set(statuses) <= {200, 429}, statuses
+            if exact:
+                assert statuses.count(200) == 20
+            else:
+                assert 20 < statuses.count(200) <= 40

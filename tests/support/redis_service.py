@@ -112,27 +112,35 @@ class PrivateRedis:
     @contextlib.contextmanager
     def monitor(self) -> Iterator[list[str]]:
         """The commands clients send meanwhile (upper-case names, in order; commands run
-        by scripts are left out), through ``MONITOR`` in a thread."""
-        from redis import Redis
-        from redis.exceptions import ConnectionError as RedisConnectionError
-        from redis.exceptions import TimeoutError as RedisTimeoutError
-
+        by scripts are left out), read from ``MONITOR`` in a thread over a plain socket
+        (redis-py's client drops the connection, and with it the monitor, on a read
+        timeout)."""
         seen: list[str] = []
         stop = threading.Event()
         ready = threading.Event()
 
         def watch() -> None:
-            with Redis(port=self.port, socket_timeout=0.2) as client, client.monitor() as feed:
-                ready.set()
+            with socket.create_connection(("127.0.0.1", self.port), 5) as sock:
+                sock.sendall(b"MONITOR\r\n")
+                sock.settimeout(0.2)
+                pending = b""
                 while not stop.is_set():
                     try:
-                        command = feed.next_command()
-                    except RedisTimeoutError:
+                        data = sock.recv(65536)
+                    except TimeoutError:
                         continue
-                    except RedisConnectionError:  # the server was stopped
+                    except OSError:  # the server was stopped
                         return
-                    if command["client_type"] != "lua":
-                        seen.append(command["command"].split(" ", 1)[0].upper())
+                    if not data:
+                        return
+                    pending += data
+                    *lines, pending = pending.split(b"\r\n")
+                    for line in lines:
+                        if line == b"+OK":
+                            ready.set()
+                        elif b"] " in line and b" lua]" not in line:
+                            command = line.split(b"] ", 1)[1].split(b" ", 1)[0]
+                            seen.append(command.strip(b'"').decode().upper())
 
         thread = threading.Thread(target=watch, daemon=True)
         thread.start()
