@@ -560,6 +560,38 @@ async def test_retry_policy_can_give_timeouts_more_retries_than_num_retries() ->
     assert (await r.route("g", script)).retries == 3
 
 
+async def test_a_groups_own_retry_policy_replaces_the_general_one() -> None:
+    timeout = UpstreamTimeoutError("slow", provider="x")
+    r = router(
+        [dep("a", "g"), dep("b", "h")],
+        num_retries=0,
+        retry_policy={"TimeoutErrorRetries": 0, "RateLimitErrorRetries": 1},
+        model_group_retry_policy={"g": {"TimeoutErrorRetries": 2}},
+        fallbacks={},
+    )
+    assert (await r.route("g", Script({"a": [timeout, timeout, "ok"]}))).retries == 2
+    with pytest.raises(UpstreamTimeoutError):  # h keeps the general policy: no retry
+        await r.route("h", Script({"b": [timeout, "never"]}))
+    # g's policy replaces the general one whole: 429s are not retried for g.
+    script = Script({"a": [err(429), "never"]})
+    with pytest.raises(UpstreamStatusError):
+        await r.route("g", script)
+    assert script.calls == ["a"]
+
+
+async def test_a_groups_retry_policy_applies_to_its_aliases() -> None:
+    timeout = UpstreamTimeoutError("slow", provider="x")
+    table = ModelTable([dep("a", "g")], aliases={"alias": "g"})
+    r = Router(
+        table,
+        RouterPolicy(num_retries=0, model_group_retry_policy={"g": {"TimeoutErrorRetries": 1}}),
+        CooldownTracker(clock=FakeClock()),
+        rng=random.Random(0),
+        sleep=_no_sleep,
+    )
+    assert (await r.route("alias", Script({"a": [timeout, "ok"]}))).retries == 1
+
+
 async def test_all_deployments_at_capacity_is_a_429_that_falls_back() -> None:
     store = InMemoryStateStore(FakeClock())
     full = dep("full", "g", rpm=1)
@@ -644,6 +676,25 @@ def test_router_settings_are_read_and_bad_policy_keys_named() -> None:
     joined = "\n".join(warnings)
     assert "retry_policy.TimeoutRetries" in joined
     assert "routing_strategy_args.max_latency_list_size" in joined
+    assert "accepted, but not acted on" not in joined
+
+
+def test_model_group_retry_policy_is_read_and_checked() -> None:
+    r, warnings = _router_from("""
+        model_list:
+          - {model_name: a, litellm_params: {model: fake/a}}
+        router_settings:
+          model_group_retry_policy:
+            a: {TimeoutErrorRetries: 4, RateLimitErrorRetrys: 1, BadRequestErrorRetries: -1}
+            b: "three"
+        """)
+    assert r.policy.model_group_retry_policy == {
+        "a": {"TimeoutErrorRetries": 4, "RateLimitErrorRetrys": 1}
+    }
+    joined = "\n".join(warnings)
+    assert "model_group_retry_policy.a.RateLimitErrorRetrys" in joined
+    assert "model_group_retry_policy.a.BadRequestErrorRetries" in joined
+    assert "model_group_retry_policy.b" in joined
     assert "accepted, but not acted on" not in joined
 
 

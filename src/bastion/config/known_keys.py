@@ -38,7 +38,6 @@ ROUTER_SETTINGS = frozenset(
         "polling_interval",
         "provider_budget_config",
         "optional_pre_call_checks",
-        "model_group_retry_policy",
         "set_verbose",
         "debug_level",
         "default_max_parallel_requests",

@@ -122,6 +122,8 @@ class RouterSettings(_Section):
     num_retries: int | None = Field(default=None, ge=0)
     retry_after: float = Field(default=0, ge=0)
     retry_policy: dict[str, int] | None = None
+    # {model group: retry_policy}; checked (with warnings) by routing/setup.py
+    model_group_retry_policy: dict[str, Any] | None = None
     allowed_fails: int = Field(default=3, ge=0)
     allowed_fails_policy: dict[str, int] | None = None
     cooldown_time: float = Field(default=5, ge=0)

@@ -53,6 +53,8 @@ class RouterPolicy:
     context_window_fallbacks: dict[str, list[str]] = field(default_factory=dict)
     content_policy_fallbacks: dict[str, list[str]] = field(default_factory=dict)
     retry_policy: dict[str, int | None] | None = None
+    # A group's own retry_policy, used instead of ``retry_policy`` for that group.
+    model_group_retry_policy: dict[str, dict[str, int | None]] = field(default_factory=dict)
     enable_pre_call_checks: bool = False
 
 
@@ -84,6 +86,7 @@ class Router:
         self.feedback = RoutingFeedback(cooldowns.store, self.strategy)
         self.context_windows = context_windows or ContextWindows()
         self._retry_counts = KindCounts(policy.retry_policy, RETRIES)
+        self._group_retry_counts = _group_counts(policy)
         self._rng = rng or random.Random()
         self._sleep = sleep
 
@@ -100,6 +103,7 @@ class Router:
         self.feedback = other.feedback
         self.context_windows = other.context_windows
         self._retry_counts = other._retry_counts
+        self._group_retry_counts = other._group_retry_counts
 
     def canonical_group(self, name: str) -> str:
         """The group a requested name resolves to (an alias names its target)."""
@@ -229,7 +233,7 @@ class Router:
                 self.cooldowns.record_failure(deployment.id, exc, len(group), kind)
                 error = exc
                 tried.add(deployment.id)
-                limit = self._retry_counts.get(kind)
+                limit = self._retry_counts_of(name).get(kind)
                 if limit is None:
                     # A rejected request fails the same everywhere; a deployment-level
                     # failure (bad credentials, missing model) may not affect its siblings.
@@ -241,6 +245,17 @@ class Router:
                 if attempt_no >= limit:
                     raise _GroupFailed(exc, attempt_no) from None
             attempt_no += 1
+
+    def _retry_counts_of(self, group: str) -> KindCounts:
+        """``model_group_retry_policy`` for the group (or what its alias names), else
+        ``retry_policy``: a group's own policy replaces the general one, as in LiteLLM."""
+        if self._group_retry_counts:
+            own = self._group_retry_counts.get(group) or self._group_retry_counts.get(
+                self.canonical_group(group)
+            )
+            if own is not None:
+                return own
+        return self._retry_counts
 
     def _fitting(self, name: str, group: list[Deployment], hints: RouteHints) -> list[Deployment]:
         """The deployments whose context window the prompt fits (pre-call checks)."""
@@ -291,6 +306,13 @@ class Router:
             headers={"retry-after": str(seconds)},
             code="no_deployments_available",
         )
+
+
+def _group_counts(policy: RouterPolicy) -> dict[str, KindCounts]:
+    return {
+        group: KindCounts(counts, RETRIES)
+        for group, counts in policy.model_group_retry_policy.items()
+    }
 
 
 def _seconds_to_next_minute() -> int:

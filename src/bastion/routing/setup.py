@@ -67,6 +67,9 @@ def build_router(
             extra.get("content_policy_fallbacks"), router_settings.content_policy_fallbacks
         ),
         retry_policy=_mapping(router_value("retry_policy"), "retry_policy", notes),
+        model_group_retry_policy=_group_policies(
+            router_value("model_group_retry_policy"), notes
+        ),
         enable_pre_call_checks=bool(router_settings.enable_pre_call_checks),
     )
 
@@ -76,10 +79,15 @@ def build_router(
             return UNPRICED_COST_PER_TOKEN
         return float(price.rates.input + price.rates.output)
 
-    for section, value, suffix in (
+    policies = [
         ("retry_policy", policy.retry_policy, RETRIES),
         ("allowed_fails_policy", router_settings.allowed_fails_policy, ALLOWED_FAILS),
-    ):
+    ]
+    policies += [
+        (f"model_group_retry_policy.{group}", counts, RETRIES)
+        for group, counts in policy.model_group_retry_policy.items()
+    ]
+    for section, value, suffix in policies:
         for key in unknown_policy_keys(value, suffix):
             notes.append(
                 f"router_settings.{section}.{key}: not a field LiteLLM's policy has, ignored "
@@ -121,6 +129,22 @@ def _mapping(value: Any, name: str, notes: list[str]) -> dict[str, int | None] |
             kept[str(key)] = count
         else:
             notes.append(f"{name}.{key}: must be a non-negative integer, ignored")
+    return kept
+
+
+def _group_policies(value: Any, notes: list[str]) -> dict[str, dict[str, int | None]]:
+    """``model_group_retry_policy``: ``{model group: retry_policy}``."""
+    name = "model_group_retry_policy"
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        notes.append(f"{name}: must be a mapping of model groups to retry policies, ignored")
+        return {}
+    kept: dict[str, dict[str, int | None]] = {}
+    for group, policy in value.items():
+        counts = _mapping(policy, f"{name}.{group}", notes)
+        if counts is not None:
+            kept[str(group)] = counts
     return kept
 
 
