@@ -88,10 +88,7 @@ class RedisStore:
         }
 
     def _stored(self, reply: asyncio.Future[Any]) -> None:
-        self._writes.answered()
-        if reply.cancelled():
-            return
-        exc = reply.exception()
+        exc = self._writes.answered(reply)
         if exc is None:
             return
         if isinstance(exc, UNREACHABLE):

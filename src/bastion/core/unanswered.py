@@ -4,6 +4,7 @@ admissions, storage/resp_client.py), so that shutdown can wait for the last ones
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 
 class Unanswered:
@@ -17,10 +18,13 @@ class Unanswered:
     def sent(self, calls: int = 1) -> None:
         self.count += calls
 
-    def answered(self) -> None:
+    def answered(self, reply: asyncio.Future[Any]) -> BaseException | None:
+        """Count a reply in; return its failure, if it failed (a cancelled call is no
+        failure: its caller gave up)."""
         self.count -= 1
         if self.count == 0 and self._none_left is not None:
             self._none_left.set()
+        return None if reply.cancelled() else reply.exception()
 
     async def wait(self) -> None:
         while self.count:

@@ -231,10 +231,7 @@ class RateLimiter:
         count = len(batch)
 
         def settled(reply: asyncio.Future[Any]) -> None:
-            self._settling.answered()
-            if reply.cancelled():
-                return
-            exc = reply.exception()
+            exc = self._settling.answered(reply)
             if exc is None:
                 return
             if isinstance(exc, _redis_failures()):

@@ -90,12 +90,9 @@ class RedisSpendSender:
         self._done(reply, len(keys), keys)
 
     def _done(self, reply: asyncio.Future[Any], count: int, keys: list[str] | None = None) -> None:
-        self._unanswered.answered()
-        if reply.cancelled():
-            return
-        exc = reply.exception()
+        exc = self._unanswered.answered(reply)
         if exc is None:
-            if keys:
+            if keys and not reply.cancelled():
                 self.shared.seen(keys, reply.result())
             return
         if isinstance(exc, (*UNREACHABLE, RedisError)):
