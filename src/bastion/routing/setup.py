@@ -67,9 +67,7 @@ def build_router(
             extra.get("content_policy_fallbacks"), router_settings.content_policy_fallbacks
         ),
         retry_policy=_mapping(router_value("retry_policy"), "retry_policy", notes),
-        model_group_retry_policy=_group_policies(
-            router_value("model_group_retry_policy"), notes
-        ),
+        model_group_retry_policy=_group_policies(router_value("model_group_retry_policy"), notes),
         enable_pre_call_checks=bool(router_settings.enable_pre_call_checks),
     )
 
