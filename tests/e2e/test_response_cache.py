@@ -5,6 +5,7 @@ admission round trip, and Redis away (still served)."""
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import time
 import uuid
@@ -18,7 +19,7 @@ import openai
 import pytest
 
 from tests.e2e.helpers import MockPool
-from tests.mocks.openai_upstream import MockOpenAIUpstream
+from tests.mocks.openai_upstream import MockOpenAIUpstream, delay
 from tests.support.gateway import GatewayProcess, free_port
 from tests.support.redis_service import PrivateRedis
 
@@ -321,3 +322,77 @@ def test_on_the_rate_limiters_redis_the_entry_is_read_in_the_admission(
             assert details["cache_details"]["bypassed"] >= 1
     finally:
         server.stop()
+
+
+def _ask_async(gw: GatewayProcess, prompt: str, **kw: Any) -> Any:
+    client = openai.AsyncOpenAI(
+        base_url=f"{gw.url}/v1", api_key=MASTER, max_retries=0, timeout=kw.pop("timeout", 20)
+    )
+    return client.chat.completions.with_raw_response.create(
+        model="gpt", messages=[{"role": "user", "content": prompt}], **kw
+    )
+
+
+def test_identical_misses_in_flight_make_one_upstream_call(
+    local_gw: GatewayProcess, upstream: MockOpenAIUpstream
+) -> None:
+    prompt = unique("coalesced")
+    before = chat_calls(upstream)
+    upstream.set_default(delay(0.5))
+    try:
+
+        async def burst() -> list[Any]:
+            return list(await asyncio.gather(*(_ask_async(local_gw, prompt) for _ in range(5))))
+
+        answers = asyncio.run(burst())
+    finally:
+        upstream.set_default(None)
+    assert chat_calls(upstream) == before + 1
+    bodies = {a.http_response.text for a in answers}
+    assert len(bodies) == 1  # the same answer for all five
+    assert sum("x-litellm-cache-key" in a.headers for a in answers) == 4  # the followers
+    details = httpx.get(f"{local_gw.url}/health/readiness").json()["cache_details"]
+    assert details["coalesced"] >= 4
+
+
+def test_streams_are_not_coalesced_and_a_leader_whose_client_left_still_answers_followers(
+    local_gw: GatewayProcess, upstream: MockOpenAIUpstream
+) -> None:
+    prompt = unique("streams-in-flight")
+    before = chat_calls(upstream)
+    upstream.set_default(delay(0.5))
+    try:
+
+        async def streams() -> None:
+            async def one() -> None:
+                client = openai.AsyncOpenAI(
+                    base_url=f"{local_gw.url}/v1", api_key=MASTER, max_retries=0, timeout=20
+                )
+                stream = await client.chat.completions.create(
+                    model="gpt", messages=[{"role": "user", "content": prompt}], stream=True
+                )
+                async for _ in stream:
+                    pass
+
+            await asyncio.gather(one(), one(), one())
+
+        asyncio.run(streams())
+        assert chat_calls(upstream) == before + 3  # each stream went upstream
+
+        left = unique("leader-leaves")
+
+        async def leader_leaves() -> list[Any]:
+            leader = asyncio.ensure_future(_ask_async(local_gw, left, timeout=0.25))
+            await asyncio.sleep(0.1)
+            followers = [_ask_async(local_gw, left) for _ in range(2)]
+            return list(await asyncio.gather(leader, *followers, return_exceptions=True))
+
+        mark = chat_calls(upstream)
+        leader, *followers = asyncio.run(leader_leaves())
+    finally:
+        upstream.set_default(None)
+    assert isinstance(leader, openai.APITimeoutError)
+    # The leader's call went on without its client; its answer served the followers.
+    assert all(f.http_response.status_code == 200 for f in followers)
+    assert all("x-litellm-cache-key" in f.headers for f in followers)
+    assert chat_calls(upstream) == mark + 1

@@ -12,6 +12,7 @@ import pytest
 
 from bastion.cache.controls import CacheControls, parse_controls
 from bastion.cache.entry import CachedAnswer, stream_answer
+from bastion.cache.in_flight import Lead
 from bastion.cache.keys import DEFAULT_NAMESPACE, cache_key
 from bastion.cache.memory import ENTRY_OVERHEAD, MemoryStore
 from bastion.cache.recording import RecordingStream
@@ -280,6 +281,61 @@ def test_service_hits_after_a_store_honours_s_maxage_and_resolves_aliases() -> N
         assert (
             cache.plan(Operation.IMAGE_GENERATION, Dialect.OPENAI, dict(CHAT_BODY), False) is None
         )
+
+    asyncio.run(scenario())
+
+
+def test_identical_misses_in_flight_follow_the_first() -> None:
+    async def scenario() -> None:
+        cache = _cache(FakeClock())
+        plan = cache.plan(Operation.CHAT, Dialect.OPENAI, dict(CHAT_BODY), False)
+        assert plan is not None
+        lead = await cache.after_miss(plan)
+        assert isinstance(lead, Lead)
+        followers = [asyncio.ensure_future(cache.after_miss(plan)) for _ in range(3)]
+        await asyncio.sleep(0)
+        assert not any(f.done() for f in followers)
+        cache.keep_answer(plan, _deployment(), ProviderResponse(200, b'{"id":"x"}'), lead)
+        answers = await asyncio.gather(*followers)
+        assert all(isinstance(a, CachedAnswer) and a.body == b'{"id":"x"}' for a in answers)
+        assert cache.counters.coalesced == 3
+        cache.release(lead)  # the leader on its way out: nothing changes
+        assert len(cache.in_flight) == 0
+
+        # A leader with nothing to share (an error, a client that left): followers get
+        # None and go upstream; the next miss leads anew.
+        lead = await cache.after_miss(plan)
+        assert isinstance(lead, Lead)
+        follower = asyncio.ensure_future(cache.after_miss(plan))
+        await asyncio.sleep(0)
+        cache.keep_answer(plan, _deployment(), ProviderResponse(500, b'{"error":{}}'), lead)
+        assert not follower.done()  # an error is not shared...
+        cache.release(lead)
+        assert await follower is None  # ...the leader's release lets the follower go
+        assert isinstance(await cache.after_miss(plan), Lead)
+
+        # A follower that gives up does not cancel the answer the others wait for.
+        quitter = asyncio.ensure_future(cache.after_miss(plan))
+        stayer = asyncio.ensure_future(cache.after_miss(plan))
+        await asyncio.sleep(0)
+        quitter.cancel()
+        await asyncio.sleep(0)
+        assert not stayer.done()
+
+    asyncio.run(scenario())
+
+
+def test_streams_and_requests_that_do_not_store_never_wait() -> None:
+    async def scenario() -> None:
+        cache = _cache(FakeClock())
+        streamed = cache.plan(Operation.CHAT, Dialect.OPENAI, dict(CHAT_BODY), True)
+        no_store = cache.plan(
+            Operation.CHAT, Dialect.OPENAI, {**CHAT_BODY, "cache": {"no-store": True}}, False
+        )
+        assert streamed is not None and no_store is not None
+        for plan in (streamed, streamed, no_store, no_store):
+            assert await cache.after_miss(plan) is None
+        assert len(cache.in_flight) == 0
 
     asyncio.run(scenario())
 

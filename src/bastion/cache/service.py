@@ -13,6 +13,7 @@ ResponseCache at all, so the request path pays nothing (no key is computed).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -21,6 +22,7 @@ from typing import Any, Protocol
 
 from bastion.cache.controls import CacheControls, parse_controls
 from bastion.cache.entry import CachedAnswer, stream_answer
+from bastion.cache.in_flight import Lead, MissesInFlight
 from bastion.cache.keys import cache_key
 from bastion.cache.recording import RecordingStream
 from bastion.cache.settings import CacheSettings
@@ -59,6 +61,7 @@ class CacheCounters:
     stores: int = 0
     not_stored: int = 0  # too large, an error answer, a broken stream
     bypassed: int = 0  # the store was unreachable
+    coalesced: int = 0  # misses served the answer of an identical request in flight
 
     def as_dict(self) -> dict[str, int]:
         return {
@@ -67,6 +70,7 @@ class CacheCounters:
             "stores": self.stores,
             "not_stored": self.not_stored,
             "bypassed": self.bypassed,
+            "coalesced": self.coalesced,
         }
 
 
@@ -76,6 +80,7 @@ class CachePlan:
     controls: CacheControls
     model_group: str
     dialect: Dialect
+    stream: bool = False
 
 
 @dataclass
@@ -87,6 +92,7 @@ class ResponseCache:
     counters: CacheCounters = field(default_factory=CacheCounters)
     # The store is the rate limiter's Redis: entries can be read in its admission.
     read_at_admission: bool = False
+    in_flight: MissesInFlight = field(default_factory=MissesInFlight)
 
     @property
     def type(self) -> str:
@@ -131,7 +137,7 @@ class ResponseCache:
             )
         except TypeError:  # a value JSON cannot canonicalise: not cached
             return None
-        return CachePlan(key, controls, group, dialect)
+        return CachePlan(key, controls, group, dialect, stream)
 
     async def lookup(self, plan: CachePlan) -> CachedAnswer | None:
         """The stored answer, read with a round trip of its own."""
@@ -154,22 +160,47 @@ class ResponseCache:
         self.counters.hits += 1
         return answer
 
+    async def after_miss(self, plan: CachePlan) -> Lead | CachedAnswer | None:
+        """After a miss: lead the fetch of this answer (a :class:`Lead` to hand to
+        :meth:`keep_answer` and to release with :meth:`release`), or wait for the
+        identical request already fetching it. None: neither applies (a stream, or a
+        request that does not store), or the leader got nothing to share."""
+        if plan.stream or not plan.controls.write:
+            return None
+        joined = self.in_flight.join(plan.key)
+        if isinstance(joined, Lead):
+            return joined
+        answer = await asyncio.shield(joined)  # a follower that leaves cancels only itself
+        if answer is not None:
+            self.counters.coalesced += 1
+        return answer
+
+    def release(self, lead: Lead) -> None:
+        """The leader is done; followers of a lead without an answer go upstream."""
+        self.in_flight.finish(lead, None)
+
     def bypassed(self) -> None:
         """The entry could not be read (the store was away)."""
         self.counters.bypassed += 1
 
     def keep_answer(
-        self, plan: CachePlan, deployment: Deployment, response: ProviderResponse
+        self,
+        plan: CachePlan,
+        deployment: Deployment,
+        response: ProviderResponse,
+        lead: Lead | None = None,
     ) -> None:
-        """Store a complete answer (successful JSON answers only)."""
+        """Store a complete answer (successful JSON answers only), and hand it to the
+        requests that wait for it (``lead``)."""
         if not plan.controls.write:
             return
         if response.status != 200 or not response.content_type.startswith(b"application/json"):
             self.counters.not_stored += 1
             return
-        self._put(
-            plan, CachedAnswer(self.clock(), response.content_type, response.body, deployment.id)
-        )
+        answer = CachedAnswer(self.clock(), response.content_type, response.body, deployment.id)
+        if lead is not None:
+            self.in_flight.finish(lead, answer)
+        self._put(plan, answer)
 
     def recording(
         self, plan: CachePlan, deployment: Deployment, stream: ProviderStream

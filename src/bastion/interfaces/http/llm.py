@@ -10,6 +10,7 @@ from typing import Any
 
 from bastion import __version__
 from bastion.cache.entry import CachedAnswer
+from bastion.cache.in_flight import Lead
 from bastion.cache.service import CachePlan, ResponseCache
 from bastion.core.deployment import Deployment, Operation
 from bastion.core.dialect import Dialect
@@ -73,11 +74,14 @@ class LLMEndpoints:
         dialect: Dialect = Dialect.OPENAI,
     ) -> None:
         tickets: list[LimitTicket] = []
+        leads: list[Lead] = []  # this request fetches an answer identical ones wait for
         try:
-            await self._handle(scope, receive, send, operation, path_model, dialect, tickets)
+            await self._handle(scope, receive, send, operation, path_model, dialect, tickets, leads)
         finally:
             for ticket in tickets:  # rate limits: real tokens, parallel slots freed
                 ticket.finish()
+            if leads and self.cache is not None:  # no answer to share: they go upstream
+                self.cache.release(leads[0])
 
     async def _handle(
         self,
@@ -88,6 +92,7 @@ class LLMEndpoints:
         path_model: str | None,
         dialect: Dialect,
         tickets: list[LimitTicket],
+        leads: list[Lead],
     ) -> None:
         started = time.perf_counter()
         call_id = str(uuid.uuid4())
@@ -138,7 +143,7 @@ class LLMEndpoints:
                 raw=raw,
                 client_headers=client_headers,
                 files=files,
-                admit=self._admission(ticket, plan),
+                admit=self._admission(ticket, plan, leads),
             )
             if ticket is not None:
                 ticket.served_by(outcome.deployment)
@@ -176,18 +181,23 @@ class LLMEndpoints:
                 send, response.status, response.body, headers, response.content_type
             )
             if plan is not None and self.cache is not None:  # stored after the answer left
-                self.cache.keep_answer(plan, outcome.deployment, response)
+                self.cache.keep_answer(
+                    plan, outcome.deployment, response, leads[0] if leads else None
+                )
         else:
             if plan is not None and self.cache is not None and outcome.stream is not None:
                 outcome.stream = self.cache.recording(plan, outcome.deployment, outcome.stream)
             await relay_stream(receive, send, outcome, headers, dialect)
 
-    def _admission(self, ticket: LimitTicket | None, plan: CachePlan | None) -> Admit | None:
+    def _admission(
+        self, ticket: LimitTicket | None, plan: CachePlan | None, leads: list[Lead]
+    ) -> Admit | None:
         """What is done with the deployment the router picked, before it is called: the
         rate limits are checked and counted (LimitTicket.admit), then the response cache
         is read, as LiteLLM does (a hit counts against the caller's limits). With the
         cache on the limiter's Redis the entry comes back in the admission's round trip;
-        otherwise it is read on its own, once."""
+        otherwise it is read on its own, once. On a miss, an identical request already
+        fetching the answer is waited for (cache/in_flight.py); else this one leads."""
         cache = self.cache
         if cache is None or plan is None or not plan.controls.read:
             return ticket.admit if ticket is not None else None
@@ -205,6 +215,12 @@ class LLMEndpoints:
                 answer = cache.found(plan, ticket.cache_value)
             else:
                 answer = await cache.lookup(plan)
+            if answer is None:
+                joined = await cache.after_miss(plan)
+                if isinstance(joined, Lead):
+                    leads.append(joined)
+                else:
+                    answer = joined
             if answer is not None and ticket is not None:
                 ticket.record_usage(Usage())  # a hit spends no tokens
             return answer
