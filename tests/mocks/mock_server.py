@@ -19,7 +19,7 @@ import json
 import socket
 import struct
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
@@ -68,20 +68,25 @@ class ServerThread:
     """An aiohttp app on loopback, served from its own thread and event loop.
 
     Subclasses build the app (``build_app``); this class starts, stops and locates it.
+    It can be stopped and started again; with a fixed ``port`` it comes back at the same address.
+    Handlers that run inside ``cancelled_on_stop()`` are cancelled as ``stop()`` begins.
     """
 
     kind = "mock"
     join_timeout = 10.0
     runner_options: dict[str, Any] = {"shutdown_timeout": 0.5}
 
-    def __init__(self, *, host: str = "127.0.0.1") -> None:
+    def __init__(self, *, host: str = "127.0.0.1", port: int = 0) -> None:
         self._host = host
+        self._fixed_port = port  # 0: a free port on each start
         self._port: int | None = None
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop_event: asyncio.Event | None = None
         self._ready = threading.Event()
         self._start_error: BaseException | None = None
+        self._stopping = False
+        self._cancel_on_stop: set[asyncio.Task[Any]] = set()
 
     def thread_name(self) -> str:
         return f"mock-{self.kind}"
@@ -92,22 +97,51 @@ class ServerThread:
     # -- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> Self:
+        if self._thread is not None:
+            raise RuntimeError(f"mock {self.kind} already started")
+        self._ready.clear()
+        self._start_error = None
+        self._stopping = False
         self._thread = threading.Thread(target=self._main, name=self.thread_name(), daemon=True)
         self._thread.start()
         if not self._ready.wait(10):
             raise RuntimeError(f"mock {self.kind} did not start")
         if self._start_error is not None:
+            self._thread.join()
+            self._thread = None
             raise RuntimeError(f"mock {self.kind} failed to start") from self._start_error
         return self
 
     def stop(self) -> None:
-        if self._thread is None:
+        thread, loop, stop_event = self._thread, self._loop, self._stop_event
+        if thread is None:
             return
-        if self._loop is not None and self._stop_event is not None:
-            with contextlib.suppress(RuntimeError):
-                self._loop.call_soon_threadsafe(self._stop_event.set)
-        self._thread.join(self.join_timeout)
+        self._stopping = True
+        if loop is not None and stop_event is not None:
+            with contextlib.suppress(RuntimeError):  # the loop is already closed
+                loop.call_soon_threadsafe(stop_event.set)
+        thread.join(self.join_timeout)
         self._thread = None
+
+    @property
+    def stopping(self) -> bool:
+        """True from ``stop()`` until the next ``start()``: a stream cut now was cut by the stop."""
+        return self._stopping
+
+    @contextlib.contextmanager
+    def cancelled_on_stop(self) -> Iterator[None]:
+        """Run a handler's body so that ``stop()`` cancels it at once.
+
+        Otherwise the runner's cleanup would wait ``shutdown_timeout`` for it first.
+        """
+        task = asyncio.current_task()
+        if task is not None:
+            self._cancel_on_stop.add(task)
+        try:
+            yield
+        finally:
+            if task is not None:
+                self._cancel_on_stop.discard(task)
 
     def __enter__(self) -> Self:
         return self.start()
@@ -130,26 +164,45 @@ class ServerThread:
         loop = asyncio.new_event_loop()
         self._loop = loop
         try:
+            asyncio.set_event_loop(loop)
             loop.run_until_complete(self._serve())
         except BaseException as exc:
-            self._start_error = exc
+            if not self._ready.is_set():
+                self._start_error = exc
         finally:
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.close()
-            self._ready.set()
+            try:
+                _cancel_leftover_tasks(loop)
+                loop.run_until_complete(loop.shutdown_asyncgens())
+                loop.run_until_complete(loop.shutdown_default_executor())
+            finally:
+                asyncio.set_event_loop(None)
+                loop.close()
+                if self._loop is loop:  # not yet replaced by a restart
+                    self._loop = None
+                self._ready.set()
 
     async def _serve(self) -> None:
         self._stop_event = asyncio.Event()
         runner = web.AppRunner(self.build_app(), access_log=None, **self.runner_options)
         await runner.setup()
         try:
-            site = web.TCPSite(runner, self._host, 0)
+            site = web.TCPSite(runner, self._host, self._fixed_port)
             await site.start()
             self._port = int(runner.addresses[0][1])
             self._ready.set()
             await self._stop_event.wait()
+            for task in list(self._cancel_on_stop):
+                task.cancel()
         finally:
             await runner.cleanup()
+
+
+def _cancel_leftover_tasks(loop: asyncio.AbstractEventLoop) -> None:
+    pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
+    for task in pending:
+        task.cancel()
+    if pending:
+        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
 
 
 class MockServer(ServerThread):

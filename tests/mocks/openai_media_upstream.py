@@ -1,12 +1,11 @@
 """A mock OpenAI upstream for the non-chat endpoints: images, audio, moderations, responses.
 
-Real HTTP on loopback with OpenAI's wire shapes (the Responses API streams its typed
-SSE events), plus Azure's deployment paths. Records every request.
+Real HTTP on loopback (``mock_server.ServerThread``) with OpenAI's wire shapes (the Responses
+API streams its typed SSE events), plus Azure's deployment paths. Records every request.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import threading
 import time
@@ -15,6 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+
+from .mock_server import ServerThread
 
 PNG_1X1_B64 = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="  # noqa: E501
 SPEECH_BYTES = b"ID3\x04\x00mock-mp3-audio" + bytes(range(64))
@@ -30,36 +31,25 @@ class MediaRequest:
     files: dict[str, tuple[str, bytes]] = field(default_factory=dict)
 
 
-class MockMediaUpstream:
+class MockMediaUpstream(ServerThread):
+    kind = "openai-media"
+
     def __init__(self, api_key: str = "sk-media") -> None:
+        super().__init__()
         self.api_key = api_key
         self.requests: list[MediaRequest] = []
         self._lock = threading.Lock()
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._runner: web.AppRunner | None = None
-        self.port = 0
 
     @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def __enter__(self) -> MockMediaUpstream:
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(10)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        asyncio.run_coroutine_threadsafe(self._stop(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(5)
+    def port(self) -> int:
+        return self._port or 0
 
     @property
     def last(self) -> MediaRequest:
         with self._lock:
             return self.requests[-1]
 
-    async def _start(self) -> None:
+    def build_app(self) -> web.Application:
         app = web.Application(client_max_size=32 * 1024 * 1024)
         for prefix in ("/v1", "/openai/deployments/{deployment}"):
             app.router.add_post(f"{prefix}/images/generations", self._images)
@@ -68,15 +58,7 @@ class MockMediaUpstream:
         app.router.add_post("/v1/moderations", self._moderation)
         app.router.add_post("/v1/responses", self._responses)
         app.router.add_post("/openai/responses", self._responses)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = int(self._runner.addresses[0][1])
-
-    async def _stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
+        return app
 
     def _authorized(self, request: web.Request) -> bool:
         bearer = request.headers.get("Authorization", "")

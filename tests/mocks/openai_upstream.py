@@ -1,7 +1,8 @@
 """A real HTTP server that speaks OpenAI's and Azure OpenAI's wire formats, for end-to-end tests.
 
-It runs an aiohttp app on 127.0.0.1 (free port) in a background thread with its own event loop,
-so sync tests, async tests and a gateway subprocess can all talk to it::
+It runs an aiohttp app on 127.0.0.1 (a free port, or ``port=``) in a background thread with its own
+event loop (``mock_server.ServerThread``), so sync tests, async tests and a gateway subprocess can
+all talk to it; it can be stopped and started again::
 
     with MockOpenAIUpstream(api_key="sk-up", name="east") as up:
         client = openai.OpenAI(base_url=up.openai_base, api_key="sk-up", max_retries=0)
@@ -32,13 +33,12 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Literal
 
 from aiohttp import web
 
 from . import openai_wire as wire
-from .mock_server import abort_connection
+from .mock_server import ServerThread, abort_connection
 
 __all__ = [
     "DelayFault",
@@ -244,8 +244,12 @@ def _mask(key: str) -> str:
 # The server
 
 
-class MockOpenAIUpstream:
+class MockOpenAIUpstream(ServerThread):
     """An OpenAI / Azure OpenAI upstream on 127.0.0.1, served from a background thread."""
+
+    kind = "openai"
+    join_timeout = 15.0
+    runner_options: dict[str, Any] = {"handler_cancellation": True, "shutdown_timeout": 1.0}
 
     def __init__(
         self,
@@ -258,69 +262,21 @@ class MockOpenAIUpstream:
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
+        super().__init__(host=host, port=port)
         self.api_key = api_key
         self.reply = reply
         self.name = name
         self.embedding_dim = embedding_dim
         self.models = list(models)
-        self._host = host
-        self._want_port = port
-        self._port: int | None = None
         self._fingerprint = wire.fingerprint(name or "mock")
         self._lock = threading.Lock()
         self._requests: list[RecordedRequest] = []
         self._streams: list[StreamRecord] = []
         self._queue: list[_QueuedFault] = []
         self._default_fault: Fault | None = None
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop_event: asyncio.Event | None = None
-        self._ready = threading.Event()
-        self._startup_error: BaseException | None = None
-        self._stopping = False
-        self._stream_tasks: set[asyncio.Task[Any]] = set()
 
-    # -- lifecycle ------------------------------------------------------------------------------
-
-    def start(self) -> Self:
-        if self._thread is not None:
-            raise RuntimeError("MockOpenAIUpstream already started")
-        self._ready.clear()
-        self._startup_error = None
-        self._stopping = False
-        self._thread = threading.Thread(
-            target=self._thread_main, name=f"mock-openai-{self.name or 'upstream'}", daemon=True
-        )
-        self._thread.start()
-        if not self._ready.wait(timeout=10):
-            raise RuntimeError("MockOpenAIUpstream did not start within 10 s")
-        if self._startup_error is not None:
-            self._thread.join()
-            self._thread = None
-            raise RuntimeError("MockOpenAIUpstream failed to start") from self._startup_error
-        return self
-
-    def stop(self) -> None:
-        thread, loop, stop_event = self._thread, self._loop, self._stop_event
-        if thread is None:
-            return
-        self._stopping = True
-        if loop is not None and stop_event is not None and not loop.is_closed():
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(stop_event.set)
-        thread.join(timeout=15)
-        self._thread = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+    def thread_name(self) -> str:
+        return f"mock-openai-{self.name or 'upstream'}"
 
     @property
     def port(self) -> int:
@@ -336,48 +292,7 @@ class MockOpenAIUpstream:
     def openai_base(self) -> str:
         return self.base_url + "/v1"
 
-    def _thread_main(self) -> None:
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        try:
-            asyncio.set_event_loop(loop)
-            loop.run_until_complete(self._serve())
-        except BaseException as exc:
-            if not self._ready.is_set():
-                self._startup_error = exc
-        finally:
-            try:
-                pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
-                for task in pending:
-                    task.cancel()
-                if pending:
-                    loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-                loop.run_until_complete(loop.shutdown_asyncgens())
-                loop.run_until_complete(loop.shutdown_default_executor())
-            finally:
-                asyncio.set_event_loop(None)
-                loop.close()
-                self._loop = None
-                self._ready.set()
-
-    async def _serve(self) -> None:
-        self._stop_event = asyncio.Event()
-        runner = web.AppRunner(
-            self._build_app(), handler_cancellation=True, access_log=None, shutdown_timeout=1.0
-        )
-        await runner.setup()
-        try:
-            site = web.TCPSite(runner, self._host, self._want_port)
-            await site.start()
-            self._port = int(runner.addresses[0][1])
-            self._ready.set()
-            await self._stop_event.wait()
-            for task in list(self._stream_tasks):
-                task.cancel()
-        finally:
-            await runner.cleanup()
-
-    def _build_app(self) -> web.Application:
+    def build_app(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         routes: list[tuple[str, str, Kind]] = []
         for prefix in ("/v1", ""):
@@ -787,9 +702,6 @@ class MockOpenAIUpstream:
         record = StreamRecord(path=request.path, model=model)
         with self._lock:
             self._streams.append(record)
-        task = asyncio.current_task()
-        if task is not None:
-            self._stream_tasks.add(task)
         reset_after = fault.after_chunks if isinstance(fault, ResetMidStreamFault) else None
         interval = fault.interval_s if isinstance(fault, SlowStreamFault) else 0.0
         headers = self._headers(azure)
@@ -797,33 +709,31 @@ class MockOpenAIUpstream:
         resp = web.StreamResponse(status=200, headers=headers)
         resp.content_type = "text/event-stream"
         resp.charset = "utf-8"
-        try:
-            if isinstance(fault, SlowFirstByteFault):
-                await asyncio.sleep(fault.seconds)
-            await resp.prepare(request)
-            for i, chunk in enumerate(chunks):
-                if reset_after is not None and i >= reset_after:
-                    break
-                if interval and i > 0:
-                    await asyncio.sleep(interval)
-                await resp.write(b"data: " + wire.dumps(chunk).encode() + b"\n\n")
-                with self._lock:
-                    record.chunks_sent += 1
-            if reset_after is not None:
-                await self._abort(request)
-                self._finish(record, "reset")
-                return resp
-            await resp.write(b"data: [DONE]\n\n")
-            await resp.write_eof()
-            self._finish(record, "completed")
-        except ConnectionError:
-            self._finish(record, "shutdown" if self._stopping else "disconnected")
-        except asyncio.CancelledError:
-            self._finish(record, "shutdown" if self._stopping else "disconnected")
-            raise
-        finally:
-            if task is not None:
-                self._stream_tasks.discard(task)
+        with self.cancelled_on_stop():
+            try:
+                if isinstance(fault, SlowFirstByteFault):
+                    await asyncio.sleep(fault.seconds)
+                await resp.prepare(request)
+                for i, chunk in enumerate(chunks):
+                    if reset_after is not None and i >= reset_after:
+                        break
+                    if interval and i > 0:
+                        await asyncio.sleep(interval)
+                    await resp.write(b"data: " + wire.dumps(chunk).encode() + b"\n\n")
+                    with self._lock:
+                        record.chunks_sent += 1
+                if reset_after is not None:
+                    await self._abort(request)
+                    self._finish(record, "reset")
+                    return resp
+                await resp.write(b"data: [DONE]\n\n")
+                await resp.write_eof()
+                self._finish(record, "completed")
+            except ConnectionError:
+                self._finish(record, "shutdown" if self.stopping else "disconnected")
+            except asyncio.CancelledError:
+                self._finish(record, "shutdown" if self.stopping else "disconnected")
+                raise
         return resp
 
     def _finish(self, record: StreamRecord, outcome: StreamOutcome) -> None:
