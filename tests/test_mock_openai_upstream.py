@@ -5,11 +5,14 @@ from __future__ import annotations
 import base64
 import http.client
 import json
+import socket
 import struct
+import threading
 import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+import httpx
 import openai
 import pytest
 from pydantic import BaseModel
@@ -544,3 +547,65 @@ def test_two_upstreams_and_clean_stop() -> None:
         with pytest.raises(openai.APIConnectionError):
             list(stream)
         c.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _chat_id(up: MockOpenAIUpstream) -> str:
+    with openai.OpenAI(base_url=up.openai_base, api_key="x", max_retries=0) as c:
+        return c.chat.completions.create(model="gpt-4o", messages=USER).id
+
+
+def test_restart_with_fixed_port_keeps_address_and_state() -> None:
+    port = _free_port()
+    up = MockOpenAIUpstream(port=port, name="fixed").start()
+    try:
+        url = up.base_url
+        assert up.port == port
+        _chat_id(up)
+        # a stream in progress at stop is cancelled and recorded as shutdown
+        up.set_default(slow_stream(interval_s=0.05, chunks=1000))
+        c = openai.OpenAI(base_url=up.openai_base, api_key="x", max_retries=0)
+        stream = c.chat.completions.create(model="m", messages=USER, stream=True)
+        next(iter(stream))
+        t0 = time.monotonic()
+        up.stop()
+        assert time.monotonic() - t0 < 2
+        assert up.streams[-1].outcome == "shutdown"
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(url + "/v1/models", timeout=1)
+        c.close()
+        up.clear_faults()
+        up.start()
+        assert up.base_url == url and not up.stopping
+        _chat_id(up)
+        assert up.count("/chat/completions") == 3  # recordings survive a restart
+        # a client disconnect after restart is "disconnected", not "shutdown"
+        up.set_default(slow_stream(interval_s=0.02, chunks=500))
+        with openai.OpenAI(base_url=up.openai_base, api_key="x", max_retries=0) as c2:
+            s2 = c2.chat.completions.create(model="m", messages=USER, stream=True)
+            next(iter(s2))
+            s2.close()
+        assert up.wait_until(lambda: up.disconnected_streams == 1, timeout=3)
+        assert [t.name for t in threading.enumerate()].count("mock-openai-fixed") == 1
+    finally:
+        up.stop()
+    assert "mock-openai-fixed" not in [t.name for t in threading.enumerate()]
+
+
+def test_restart_on_free_port_and_double_start() -> None:
+    up = MockOpenAIUpstream().start()
+    try:
+        with pytest.raises(RuntimeError, match="already started"):
+            up.start()
+        _chat_id(up)
+        up.stop()
+        up.stop()  # idempotent
+        up.start()
+        _chat_id(up)
+    finally:
+        up.stop()
