@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from bastion.core.errors import AuthenticationError
+from bastion.core.periodic import Periodic
 from bastion.policy.auth import Principal, PrincipalKind
 from bastion.storage.snapshot import AuthSnapshot
 
@@ -45,7 +46,12 @@ class AuthCache:
         self._clock = clock
         self.refresh_interval = refresh_interval
         self.snapshot: AuthSnapshot | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._poller = Periodic(
+            self.refresh,
+            lambda: self.refresh_interval,
+            failure="could not reload virtual keys (serving the last ones)",
+            logger=logger,
+        )
         self._lock = asyncio.Lock()
 
     async def start(self) -> None:
@@ -54,14 +60,10 @@ class AuthCache:
         self.start_polling()
 
     def start_polling(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._poll())
+        self._poller.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        await self._poller.stop()
 
     async def refresh(self) -> None:
         """Load a fresh snapshot now (after a change made through this worker)."""
@@ -110,14 +112,6 @@ class AuthCache:
             organization=organization,
             membership=membership,
         )
-
-    async def _poll(self) -> None:
-        while True:
-            await asyncio.sleep(self.refresh_interval)
-            try:
-                await self.refresh()
-            except Exception as exc:  # the database may be away: keep serving the last snapshot
-                logger.warning("could not reload virtual keys (serving the last ones): %s", exc)
 
 
 def _aware(moment: datetime) -> datetime:

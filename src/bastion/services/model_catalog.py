@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from bastion.config.model import ModelEntry, ProxyConfig
 from bastion.core.deployment import Deployment
+from bastion.core.periodic import Periodic
 from bastion.providers.registry import ProviderRegistry
 from bastion.routing.model_table import ModelTable
 from bastion.routing.stored_models import ModelSpec, build_all, build_spec
@@ -85,7 +86,12 @@ class ModelCatalog:
         self._version: str | None = None
         self._snapshot: CatalogSnapshot | None = None
         self._lock = asyncio.Lock()
-        self._task: asyncio.Task[None] | None = None
+        self._poller = Periodic(
+            self.refresh,
+            lambda: self.refresh_interval,
+            failure="could not reload stored models (serving the last ones)",
+            logger=logger,
+        )
         self.problems: list[str] = []
 
     def _use_config(
@@ -179,24 +185,12 @@ class ModelCatalog:
             await self.refresh(force=True)
         except Exception as exc:  # serve the config models; stored ones arrive with the DB
             logger.error("could not load stored models from the database: %s", exc)
-        if self._task is None:
-            self._task = asyncio.create_task(self._poll())
+        self._poller.start()
         served = len(self.table.all_deployments) - len(self.config_deployments)
         logger.info("store_model_in_db: %d models from the database", served)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
-
-    async def _poll(self) -> None:
-        while True:
-            await asyncio.sleep(self.refresh_interval)
-            try:
-                await self.refresh()
-            except Exception as exc:  # the database may be away: keep serving what we have
-                logger.warning("could not reload stored models (serving the last ones): %s", exc)
+        await self._poller.stop()
 
 
 def database_loaders(database: Database) -> tuple[SnapshotLoader, VersionLoader]:

@@ -10,7 +10,6 @@ workers and replicas sharing the database. Daily aggregates are never deleted.
 
 from __future__ import annotations
 
-import asyncio
 import calendar
 import logging
 import os
@@ -21,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bastion.core.periodic import Periodic
 from bastion.policy.durations import Duration, parse_duration
 
 logger = logging.getLogger("bastion.spend")
@@ -66,7 +66,12 @@ class SpendLogRetention:
         self.clock = clock
         self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.poll_s = min(self.interval.total_seconds(), MAX_POLL_S)
-        self._task: asyncio.Task[None] | None = None
+        self._poller = Periodic(
+            self.run_once,
+            lambda: self.poll_s,
+            failure="spend-log retention failed (retried)",
+            logger=logger,
+        )
 
     async def run_once(self) -> int | None:
         """Delete old rows if this worker wins the job; the count deleted, or None when
@@ -91,18 +96,7 @@ class SpendLogRetention:
         return deleted
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._loop())
+        self._poller.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
-
-    async def _loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.poll_s)
-            try:
-                await self.run_once()
-            except Exception as exc:
-                logger.warning("spend-log retention failed (retried): %s", exc)
+        await self._poller.stop()

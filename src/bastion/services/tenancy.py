@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from bastion.core.periodic import Periodic
 from bastion.policy.auth_cache import AuthCache
 from bastion.policy.budget_windows import WindowBudgets
 from bastion.policy.ledger import SpendLedger
@@ -67,7 +68,7 @@ class Tenancy:
     writer: SpendWriter
     spend_process: SpendProcess | None = None
     retention: SpendLogRetention | None = None
-    _reset_task: asyncio.Task[None] | None = None
+    _budget_resets: Periodic | None = None
 
     @classmethod
     def create(
@@ -123,14 +124,19 @@ class Tenancy:
         await self.writer.start()
         if self.spend_process is not None:
             self.spend_process.start_soon()
-        self._reset_task = asyncio.create_task(self._reset_budgets())
+        self._budget_resets = Periodic(
+            self._reset_budgets,
+            BUDGET_RESET_INTERVAL_S,
+            failure="budget reset failed (retried)",
+            logger=logger,
+        )
+        self._budget_resets.start()
         if self.retention is not None:
             self.retention.start()
 
     async def stop(self) -> None:
-        if self._reset_task is not None:
-            self._reset_task.cancel()
-            await asyncio.gather(self._reset_task, return_exceptions=True)
+        if self._budget_resets is not None:
+            await self._budget_resets.stop()
         if self.retention is not None:
             await self.retention.stop()
         await self.keys.stop()
@@ -141,13 +147,8 @@ class Tenancy:
 
     async def _reset_budgets(self) -> None:
         """Zero the spend of budgets whose period ended (idempotent: every worker may)."""
-        while True:
-            await asyncio.sleep(BUDGET_RESET_INTERVAL_S)
-            try:
-                await self.database.reset_budgets()
-                await self.keys.refresh()
-            except Exception as exc:
-                logger.warning("budget reset failed (retried): %s", exc)
+        await self.database.reset_budgets()
+        await self.keys.refresh()
 
     async def database_reachable(self) -> bool:
         try:

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from bastion.core.errors import InvalidRequestError
 from bastion.policy.rbac import Actor, require_admin, require_read_all
 from bastion.services.admin import audit
-from bastion.services.admin.masking import is_secret_name, mask_value, masked
+from bastion.services.admin.masking import masked, without_echoed_masks
 from bastion.services.model_catalog import ModelCatalog
 from bastion.storage.crypto import MissingEncryptionKeyError
 from bastion.storage.errors import DuplicateError, InUseError, NotFoundError
@@ -175,7 +175,10 @@ async def update_credential(
     current = await store.credentials.get(name)
     values = None
     if body.credential_values is not None:
-        merged = {**current.credential_values, **_unmasked(body.credential_values, current)}
+        merged = {
+            **current.credential_values,
+            **without_echoed_masks(body.credential_values, current.credential_values),
+        }
         values = {k: v for k, v in merged.items() if v is not None}
         if not values:
             raise InvalidRequestError(
@@ -195,15 +198,6 @@ async def update_credential(
         store, actor, "updated", name, before=_stored_dict(current), after=_stored_dict(updated)
     )
     return {"success": True, "message": "Credential updated successfully"}
-
-
-def _unmasked(patch: Mapping[str, Any], current: StoredCredential) -> dict[str, Any]:
-    stored = current.credential_values
-    return {
-        k: v
-        for k, v in patch.items()
-        if not (is_secret_name(k) and k in stored and v is not None and v == mask_value(stored[k]))
-    }
 
 
 async def delete_credential(

@@ -38,3 +38,13 @@ def masked(values: Mapping[str, Any]) -> dict[str, Any]:
         else:
             out[key] = value
     return out
+
+
+def without_echoed_masks(patch: Mapping[str, Any], stored: Mapping[str, Any]) -> dict[str, Any]:
+    """``patch`` without the secrets sent back exactly as we showed them (``sk****ef``):
+    a client that edits what it read must not overwrite the real value with its mask."""
+    return {
+        k: v
+        for k, v in patch.items()
+        if not (is_secret_name(k) and k in stored and v is not None and v == mask_value(stored[k]))
+    }

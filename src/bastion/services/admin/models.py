@@ -18,7 +18,7 @@ from bastion.core.errors import InvalidRequestError
 from bastion.policy.rbac import Actor, require_admin
 from bastion.routing.stored_models import ModelSpec, ModelSpecError
 from bastion.services.admin import audit
-from bastion.services.admin.masking import is_secret_name, mask_value, masked
+from bastion.services.admin.masking import masked, without_echoed_masks
 from bastion.services.admin.shapes import plain
 from bastion.services.model_catalog import ModelCatalog
 from bastion.storage.crypto import MissingEncryptionKeyError
@@ -167,7 +167,7 @@ async def update_model(
     _require_enabled(catalog)
     await _stored_or_error(store, catalog, ident, "model_info.id")
     current = await store.models.get(ident)
-    params_patch = _unmasked(dict(body.litellm_params or {}), current.litellm_params)
+    params_patch = without_echoed_masks(dict(body.litellm_params or {}), current.litellm_params)
     info_patch = {k: v for k, v in (body.model_info or {}).items() if k != "id"}
     params = {k: v for k, v in {**current.litellm_params, **params_patch}.items() if v is not None}
     info = {k: v for k, v in {**current.model_info, **info_patch}.items() if v is not None}
@@ -186,16 +186,6 @@ async def update_model(
         raise _encryption_error(exc) from None
     await _audit(store, actor, "updated", model, before=current)
     return model_dict(model)
-
-
-def _unmasked(patch: dict[str, Any], stored: Mapping[str, Any]) -> dict[str, Any]:
-    """Drop secrets sent back exactly as we showed them (``sk****ef``): a client that
-    edits what it read must not overwrite the real key with its mask."""
-    return {
-        k: v
-        for k, v in patch.items()
-        if not (is_secret_name(k) and k in stored and v is not None and v == mask_value(stored[k]))
-    }
 
 
 async def delete_model(
