@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -92,3 +93,14 @@ def assert_openai_error(response: httpx.Response, status: int) -> dict[str, Any]
     assert isinstance(error["message"], str) and error["message"], error
     assert isinstance(error["type"], str) and error["type"], error
     return dict(error)
+
+
+def wait_until_known(gw: GatewayProcess, key: str) -> None:
+    """A gateway learns a key made elsewhere from its next snapshot (every 2 s)."""
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        response = httpx.get(f"{gw.url}/v1/models", headers={"Authorization": f"Bearer {key}"})
+        if response.status_code == 200:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"{gw.url} never learned the key")

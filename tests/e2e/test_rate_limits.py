@@ -22,7 +22,7 @@ import openai
 import pytest
 from aiohttp import web
 
-from tests.e2e.helpers import MockPool
+from tests.e2e.helpers import MockPool, wait_until_known
 from tests.mocks.openai_upstream import MockOpenAIUpstream, delay
 from tests.support.gateway import GatewayProcess, free_port
 from tests.support.redis_service import PrivateRedis
@@ -89,17 +89,6 @@ def new_key(gw: GatewayProcess, **limits: Any) -> str:
     )
     assert response.status_code == 200, response.text
     return str(response.json()["key"])
-
-
-def wait_until_known(gw: GatewayProcess, key: str) -> None:
-    """A gateway learns a key made elsewhere from its next snapshot (every 2 s)."""
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        response = httpx.get(f"{gw.url}/v1/models", headers={"Authorization": f"Bearer {key}"})
-        if response.status_code == 200:
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"{gw.url} never learned the key")
 
 
 async def hammer(gateways: list[GatewayProcess], key: str, count: int) -> list[Any]:

@@ -21,6 +21,7 @@ import openai
 import pytest
 from redis.asyncio import Redis
 
+from tests.e2e.helpers import wait_until_known
 from tests.e2e.test_budget_limits import CALL_COST, priced
 from tests.support.gated_upstream import GatedUpstream
 from tests.support.gateway import GatewayProcess
@@ -60,16 +61,6 @@ def admin(gw: GatewayProcess, path: str, body: dict[str, Any]) -> Any:
     )
     assert response.status_code == 200, response.text
     return response.json()
-
-
-def wait_until_known(gw: GatewayProcess, key: str) -> None:
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        response = httpx.get(f"{gw.url}/v1/models", headers={"Authorization": f"Bearer {key}"})
-        if response.status_code == 200:
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"{gw.url} never learned the key")
 
 
 def team_total(redis_url: str, prefix: str, team_id: str) -> Decimal:

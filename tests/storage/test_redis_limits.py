@@ -21,6 +21,7 @@ from bastion.limits.redis_backend import RedisBackend
 from bastion.storage.redis_link import RedisLink
 from bastion.storage.resp_client import RespClient
 from tests.support.gateway import free_port
+from tests.support.tcp_relay import TcpRelay
 
 RPM = Counter(Kind.RPM, "key:k", 5, "key k", "rpm_limit")
 TPM = Counter(Kind.TPM, "key:k", 100, "key k", "tpm_limit")
@@ -102,47 +103,6 @@ async def test_a_tpm_settle_after_the_window_expired_creates_nothing(
         backend = RedisBackend(RespClient.like(redis), redis_prefix)
         await backend.settle([TPM], 12345, -50, "r1")
         assert await redis.exists(backend.key_of(TPM, 12345)) == 0
-
-
-class TcpRelay:
-    """A switchable TCP relay to Redis: stop it to make Redis 'unreachable'."""
-
-    def __init__(self, target_port: int) -> None:
-        self.port = free_port()
-        self.target_port = target_port
-        self._server: asyncio.Server | None = None
-        self._pipes: set[asyncio.Task[None]] = set()
-        self._writers: list[asyncio.StreamWriter] = []
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-            self._server = None
-        for writer in self._writers:
-            writer.close()
-        self._writers.clear()
-        for task in list(self._pipes):
-            task.cancel()
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
-        self._writers += [writer, up_writer]
-        for src, dst in ((reader, up_writer), (up_reader, writer)):
-            task = asyncio.create_task(self._pipe(src, dst))
-            self._pipes.add(task)
-            task.add_done_callback(self._pipes.discard)
-
-    @staticmethod
-    async def _pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
-        with contextlib.suppress(Exception):
-            while data := await src.read(65536):
-                dst.write(data)
-                await dst.drain()
-        dst.close()
 
 
 def key_counters(limit: int) -> list[Counter]:

@@ -5,7 +5,6 @@ cache returns by itself when Redis is reachable again."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from urllib.parse import urlsplit
@@ -22,41 +21,7 @@ from bastion.providers.base import ProviderResponse
 from bastion.providers.fake import FakeProvider
 from bastion.routing.model_table import ModelTable
 from bastion.storage.redis_link import RedisLink
-
-
-class Relay:
-    """127.0.0.1:<port> relayed to Redis; ``cut()`` closes it and every connection."""
-
-    def __init__(self, target_host: str, target_port: int) -> None:
-        self.target = (target_host, target_port)
-        self.port = 0
-        self._server: asyncio.Server | None = None
-        self._writers: list[asyncio.StreamWriter] = []
-
-    async def open(self) -> None:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def cut(self) -> None:
-        assert self._server is not None
-        self._server.close()
-        for writer in self._writers:
-            writer.close()
-        self._writers.clear()
-        await self._server.wait_closed()
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        up_reader, up_writer = await asyncio.open_connection(*self.target)
-        self._writers += [writer, up_writer]
-
-        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
-            with contextlib.suppress(Exception):
-                while data := await src.read(65536):
-                    dst.write(data)
-                    await dst.drain()
-            dst.close()
-
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+from tests.support.tcp_relay import TcpRelay
 
 
 def _deployment() -> Deployment:
@@ -78,8 +43,8 @@ def test_redis_outage_bypasses_the_cache_and_it_comes_back(
     target = urlsplit(redis_url)
 
     async def scenario() -> None:
-        relay = Relay(target.hostname or "127.0.0.1", target.port or 6379)
-        await relay.open()
+        relay = TcpRelay(target.port or 6379, target.hostname or "127.0.0.1")
+        await relay.start()
         link = RedisLink(RedisSettings("test", port=relay.port), first_retry=0.05, max_retry=0.2)
         cache = ResponseCache(
             CacheSettings(type="redis", namespace=redis_prefix[:-1]),
@@ -97,7 +62,7 @@ def test_redis_outage_bypasses_the_cache_and_it_comes_back(
         hit = await cache.lookup(plan)
         assert hit is not None and hit.body == b'{"id":"a"}'
 
-        await relay.cut()
+        await relay.stop()
         for _ in range(3):  # never an error: a miss, then bypassed without waiting
             assert await cache.lookup(plan) is None
         assert not cache.store.usable() and cache.counters.bypassed >= 2
@@ -106,12 +71,12 @@ def test_redis_outage_bypasses_the_cache_and_it_comes_back(
         assert len(bypass_logs) == 1
         assert "password" not in bypass_logs[0].message
 
-        await relay.open()  # Redis is back on the same address
+        await relay.start()  # Redis is back on the same address
         await _wait(cache.store.usable)
         again = await cache.lookup(plan)
         assert again is not None and again.body == b'{"id":"a"}'
         await cache.stop()
-        await relay.cut()
+        await relay.stop()
 
     with caplog.at_level(logging.WARNING, logger="bastion.cache"):
         asyncio.run(scenario())
