@@ -8,5 +8,7 @@ backend.py    the port: CounterBackend, Decision
 memory.py     in-process backend (one worker)
 redis_backend.py  Redis backend: one Lua script, one round trip per admission
 limiter.py    RateLimiter: picks the backend, falls back when Redis is away,
-              turns a refusal into a 429; LimitTicket settles after the call
+              batches settlements
+ticket.py     LimitTicket: one request's admission (a refusal becomes a 429,
+              shared budgets and the cache entry read alongside) and settlement
 """

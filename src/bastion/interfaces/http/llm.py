@@ -32,7 +32,8 @@ from bastion.interfaces.http.asgi import (
 )
 from bastion.interfaces.http.cached import send_cached
 from bastion.interfaces.http.errors import error_body, stream_error_event
-from bastion.limits.limiter import LimitTicket, RateLimiter
+from bastion.limits.limiter import RateLimiter
+from bastion.limits.ticket import LimitTicket
 from bastion.policy.auth import Authenticator, Principal, extract_key
 from bastion.services.gateway import Admit, CallOutcome, GatewayService
 from bastion.services.metering import CallContext
