@@ -55,6 +55,8 @@ def test_message_and_stream_agree(up: MockAnthropicUpstream) -> None:
         streamed = stream.get_final_message()
     assert streamed.content[0].text == message.content[0].text  # type: ignore[union-attr]
     assert streamed.usage == message.usage
+    # The mock records a stream after its last write, which the client may see first.
+    assert up.wait_until(lambda: len(up.stream_bytes) == 1)
     events = up.stream_bytes[-1].split(b"\n\n")
     assert events[0].startswith(b"event: message_start") and b"event: ping" in events[2]
     assert events[-2].startswith(b"event: message_stop")
